@@ -1,0 +1,1 @@
+"""Search on shared weights: strategies, the evaluator, the synthetic benchmark and the search CLI."""

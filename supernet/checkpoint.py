@@ -1,0 +1,118 @@
+"""Atomic checkpoints that survive a crash at any moment, and the RNG states they carry.
+
+    save_checkpoint(run_dir, {"model": net.state_dict(), "step": 10, "rng": rng_state(), ...})
+    state = load_checkpoint(run_dir)       # None when the run has none yet
+
+A checkpoint holds only tensors and primitive containers, so it loads with
+`torch.load(weights_only=True)`. The file is written to a temporary file in the
+same folder, fsynced and renamed over `checkpoint.pt`; the one it replaces is
+kept as `checkpoint.prev.pt`. Loading verifies the zip records' CRCs (torch.load
+alone does not notice flipped bytes) and falls back to the previous checkpoint
+when the newest is truncated or corrupt.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+LATEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
+
+
+class CheckpointError(ValueError):
+    """No readable checkpoint where there should be one."""
+
+
+def _fsync_dir(path: Path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(run_dir, state: dict) -> Path:
+    """Write `state` atomically as run_dir/checkpoint.pt, keeping the one before as checkpoint.prev.pt."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    latest, tmp = run_dir / LATEST, run_dir / (LATEST + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    if latest.exists():
+        os.replace(latest, run_dir / PREVIOUS)
+    os.replace(tmp, latest)
+    _fsync_dir(run_dir)
+    return latest
+
+
+def _read(path: Path, map_location) -> dict:
+    with zipfile.ZipFile(path) as z:
+        bad = z.testzip()
+    if bad is not None:
+        raise CheckpointError(f"record {bad} fails its CRC check")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_checkpoint(run_dir, map_location="cpu") -> dict | None:
+    """The newest readable checkpoint of run_dir (falling back to checkpoint.prev.pt with a
+    warning), None if there is none; CheckpointError if every one there is unreadable."""
+    run_dir = Path(run_dir)
+    paths = [p for p in (run_dir / LATEST, run_dir / PREVIOUS) if p.exists()]
+    failures = []
+    for path in paths:
+        try:
+            state = _read(path, map_location)
+        except Exception as e:  # noqa: BLE001 - truncated, corrupt or foreign: any way a file can be unreadable
+            failures.append(f"{path.name}: {type(e).__name__}: {e}")
+            log.warning("checkpoint %s is unreadable (%s: %s)", path, type(e).__name__, e)
+            continue
+        if failures:
+            log.warning("resuming from the previous checkpoint %s", path)
+        return state
+    if failures:
+        raise CheckpointError(f"no readable checkpoint in {run_dir} ({'; '.join(failures)}); "
+                              "delete the run directory to start over")
+    return None
+
+
+def seed_all(seed: int):
+    """Seed the global RNGs (torch, numpy, Python random), as a fresh run starts."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def rng_state() -> dict:
+    """The global RNG states (torch CPU and CUDA, numpy, Python random) as tensors."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": torch.from_numpy(keys.astype(np.int64)),
+        "numpy_extra": torch.tensor([pos, has_gauss], dtype=torch.int64),
+        "numpy_gauss": torch.tensor(gauss, dtype=torch.float64),
+        "python": torch.tensor(py_state, dtype=torch.int64),
+        "python_extra": [py_version, py_gauss],
+    }
+
+
+def set_rng_state(state: dict):
+    """Restore what `rng_state` captured."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    pos, has_gauss = state["numpy_extra"].tolist()
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), pos, has_gauss,
+                         state["numpy_gauss"].item()))
+    py_version, py_gauss = state["python_extra"]
+    random.setstate((py_version, tuple(state["python"].tolist()), py_gauss))

@@ -1,0 +1,268 @@
+"""Datasets and their loaders: digits, cifar10, imagefolder, imagenet, fake.
+
+    data = make_loaders("digits", "data", batch_size=64, val_fraction=0.1)
+    for epoch in range(epochs):
+        set_epoch(data.train, epoch)
+        for x, y in data.train: ...
+
+Splits never depend on a run's seed: the validation split is the first
+`val_fraction` of one fixed permutation of the training pool, so a command
+with a smaller `val_fraction` validates on a subset of a larger one's, and the
+data a search scores on stays held out of supernet training. Where a dataset
+has no test set of its own, the last TEST_FRACTION of that permutation is.
+
+The training order is one permutation per (seed, epoch), cut into global
+batches of `batch_size * world_size`; rank r takes the r-th chunk of each, so
+N processes see exactly the samples of one process with N times the batch.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IMAGE_SIZE = {"digits": 8, "cifar10": 32, "imagefolder": 64, "imagenet": 224, "fake": 32}
+SPLIT_SEED = 0
+TEST_FRACTION = 0.2
+FAKE_SAMPLES, FAKE_CLASSES = 12_000, 10
+DIGITS_MEAN, DIGITS_STD = 0.3053, 0.3760        # of scikit-learn's digits scaled to [0, 1]
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+class DatasetError(ValueError):
+    """A dataset that is malformed or too small for the run."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """A dataset that is not where the config says."""
+
+
+@dataclass
+class Data:
+    """The loaders of a run and what the model needs to know about the images."""
+    train: DataLoader
+    val: DataLoader | None     # None when val_fraction is 0 and there is no val folder
+    test: DataLoader
+    in_channels: int
+    num_classes: int
+    image_size: int
+
+
+def split_indices(n: int, val_fraction: float, test_fraction: float = 0.0):
+    """(train, val, test) index arrays of a pool of n items, from the fixed permutation."""
+    perm = np.random.default_rng(SPLIT_SEED).permutation(n)
+    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
+    return perm[n_val:n - n_test], perm[:n_val], perm[n - n_test:]
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+class EpochSampler(Sampler[int]):
+    """This rank's share of one seeded permutation per epoch (see the module docstring)."""
+
+    def __init__(self, n: int, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0):
+        self.n, self.batch_size, self.rank, self.world_size, self.seed = n, batch_size, rank, world_size, seed
+        self.num_batches = n // (batch_size * world_size)
+        self.epoch = 0
+        if self.num_batches == 0:
+            raise DatasetError(f"the training split has {n} samples, fewer than one global batch "
+                               f"({batch_size} x {world_size} processes)")
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.num_batches * self.batch_size
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(_seed(self.seed, self.epoch))
+        perm = torch.randperm(self.n, generator=g)[:self.num_batches * self.batch_size * self.world_size]
+        return iter(perm.view(self.num_batches, self.world_size, self.batch_size)[:, self.rank].reshape(-1).tolist())
+
+
+def set_epoch(loader: DataLoader, epoch: int):
+    """Seed a training loader for `epoch`: its order and its workers' augmentation randomness."""
+    loader.sampler.set_epoch(epoch)
+    loader.generator.manual_seed(_seed(loader.sampler.seed, epoch, 1))
+
+
+class Cutout:
+    """Zero one random `length` x `length` square (clipped at the borders) of a CxHxW tensor."""
+
+    def __init__(self, length: int):
+        self.length = length
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        cy, cx = torch.randint(h, ()).item(), torch.randint(w, ()).item()
+        x = x.clone()
+        x[..., max(cy - self.length // 2, 0):cy + (self.length + 1) // 2,
+          max(cx - self.length // 2, 0):cx + (self.length + 1) // 2] = 0
+        return x
+
+
+class _View(Dataset):
+    """Items `indices` of `base` with `transform` applied to the image."""
+
+    def __init__(self, base, indices, transform=None):
+        self.base, self.indices, self.transform = base, indices, transform
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        x, y = self.base[int(self.indices[i])]
+        return (self.transform(x) if self.transform else x), y
+
+
+class _FakeImages(Dataset):
+    """Random normal images with random labels, the same for an index every time (throughput only)."""
+
+    def __init__(self, n: int, shape, num_classes: int):
+        self.n, self.shape, self.num_classes = n, shape, num_classes
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        return torch.randn(self.shape, generator=g), int(torch.randint(self.num_classes, (), generator=g))
+
+
+@dataclass
+class _Source:
+    pool: Dataset                 # the training pool; val and test are split off it where missing
+    val: Dataset | None
+    test: Dataset | None
+    train_tf: object
+    eval_tf: object
+    in_channels: int
+    num_classes: int
+
+
+def _digits(root, size, download, cutout) -> _Source:
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    x = (torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16 - DIGITS_MEAN) / DIGITS_STD
+    if size != 8:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    pool = list(zip(x, digits.target.tolist()))
+    return _Source(pool, None, None, Cutout(cutout) if cutout else None, None, 1, 10)
+
+
+def _cifar10(root, size, download, cutout) -> _Source:
+    from torchvision import datasets
+    from torchvision import transforms as T
+    folder = Path(root) / "cifar-10-batches-py"
+    if not folder.is_dir() and not download:
+        raise DatasetNotFoundError(f"CIFAR-10 not found: looked for {folder}; set download=true to fetch it "
+                                   f"there, or set data_dir to the folder that holds cifar-10-batches-py")
+    if download:
+        _rank0_first(lambda: datasets.CIFAR10(root, train=True, download=True))
+    try:
+        pool, test = datasets.CIFAR10(root, train=True), datasets.CIFAR10(root, train=False)
+    except RuntimeError as e:
+        raise DatasetNotFoundError(f"CIFAR-10 in {folder} is incomplete or corrupted ({e}); "
+                                   "delete it and set download=true") from None
+    resize = [T.Resize(size)] if size != 32 else []
+    tail = [T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)] + ([Cutout(cutout)] if cutout else [])
+    train_tf = T.Compose(resize + [T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()] + tail)
+    eval_tf = T.Compose(resize + [T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)])
+    return _Source(pool, None, test, train_tf, eval_tf, 3, 10)
+
+
+def _image_folder(path: Path):
+    from torchvision.datasets import ImageFolder
+    if not path.is_dir():
+        raise DatasetNotFoundError(f"image folder {path} does not exist")
+    try:
+        return ImageFolder(str(path))
+    except FileNotFoundError as e:   # no class folders, or a class folder without images
+        raise DatasetError(f"malformed image folder {path}: {e} It must hold one folder of images per class") from None
+
+
+def _folders(root, size, download, cutout, imagenet: bool) -> _Source:
+    from timm.data import create_transform
+    root = Path(root)
+    if imagenet:   # the standard layout; its val set is the test set, validation is split off train
+        for part in ("train", "val"):
+            if not (root / part).is_dir():
+                raise DatasetNotFoundError(f"ImageNet not found: looked for {root / part}; set data_dir to "
+                                           "a folder with train/ and val/ folders of class folders")
+        pool, val, test = _image_folder(root / "train"), None, _image_folder(root / "val")
+    elif (root / "train").is_dir():
+        pool = _image_folder(root / "train")
+        val, test = (_image_folder(root / p) if (root / p).is_dir() else None for p in ("val", "test"))
+    else:
+        pool, val, test = _image_folder(root), None, None
+    for part in (val, test):
+        if part is not None and part.classes != pool.classes:
+            raise DatasetError(f"the class folders of {part.root} differ from those of {pool.root}")
+    jitter, scale = ((0.4, 0.4, 0.4, 0.2), (0.08, 1.0)) if imagenet else (None, (0.25, 1.0))
+    train_tf = create_transform(size, is_training=True, color_jitter=jitter, scale=scale)
+    if cutout:
+        train_tf.transforms.append(Cutout(cutout))
+    return _Source(pool, val, test, train_tf, create_transform(size, crop_pct=0.875), 3, len(pool.classes))
+
+
+def _fake(root, size, download, cutout) -> _Source:
+    return _Source(_FakeImages(FAKE_SAMPLES, (3, size, size), FAKE_CLASSES), None, None, None, None, 3, FAKE_CLASSES)
+
+
+def _rank0_first(fn):
+    """Run `fn` on rank 0, then on the others (a download must not race)."""
+    distributed = dist.is_available() and dist.is_initialized()
+    if not distributed or dist.get_rank() == 0:
+        fn()
+    if distributed:
+        dist.barrier()
+
+
+SOURCES = {"digits": _digits, "cifar10": _cifar10, "imagefolder": functools.partial(_folders, imagenet=False),
+           "imagenet": functools.partial(_folders, imagenet=True), "fake": _fake}
+
+
+def make_loaders(dataset: str, data_dir: str, batch_size: int, *, image_size: int | None = None,
+                 val_fraction: float = 0.1, workers: int = 2, seed: int = 0, download: bool = False,
+                 cutout: int = 0, rank: int = 0, world_size: int = 1, shard_eval: bool = True) -> Data:
+    """The train/val/test loaders of `dataset` (a key of SOURCES) read from `data_dir`.
+
+    `batch_size` is per process; the train loader is this rank's share (see the module
+    docstring) and must be re-seeded each epoch with `set_epoch`. `image_size` None means the
+    dataset's default (DEFAULT_IMAGE_SIZE). `cutout` > 0 adds Cutout of that length to the
+    training images. With `shard_eval`, the val/test loaders hold this rank's shard
+    (items rank, rank + world_size, ...; no padding), so sum correct and total over ranks.
+    """
+    if dataset not in SOURCES:
+        raise DatasetError(f"unknown dataset {dataset!r}; choose one of {', '.join(SOURCES)}")
+    size = image_size or DEFAULT_IMAGE_SIZE[dataset]
+    src = SOURCES[dataset](data_dir, size, download, cutout)
+    train_idx, val_idx, test_idx = split_indices(len(src.pool), 0.0 if src.val is not None else val_fraction,
+                                                 0.0 if src.test is not None else TEST_FRACTION)
+    train = _View(src.pool, train_idx, src.train_tf)
+    val = src.val if src.val is not None else _View(src.pool, val_idx, None)
+    test = src.test if src.test is not None else _View(src.pool, test_idx, None)
+    val, test = (_View(d, np.arange(len(d)), src.eval_tf) for d in (val, test))
+    sampler = EpochSampler(len(train), batch_size, rank, world_size, seed)
+    common = {"batch_size": batch_size, "num_workers": workers, "pin_memory": torch.cuda.is_available()}
+    train_loader = DataLoader(train, sampler=sampler, drop_last=True, generator=torch.Generator(), **common)
+
+    def eval_loader(d):   # its own generator, so iterating it never draws from the global RNG
+        d = Subset(d, range(rank, len(d), world_size)) if shard_eval else d
+        return DataLoader(d, generator=torch.Generator(), **common)
+
+    log.info("%s: %d train, %d val, %d test images of %dx%d, %d classes", dataset, len(train), len(val),
+             len(test), size, size, src.num_classes)
+    return Data(train_loader, eval_loader(val) if len(val) else None, eval_loader(test),
+                src.in_channels, src.num_classes, size)

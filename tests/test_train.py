@@ -1,0 +1,186 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import supernet.train as train_module
+from supernet.checkpoint import LATEST, load_checkpoint
+from supernet.data import make_loaders
+from supernet.evaluate import subnet_accuracies
+from supernet.metrics import read_metrics
+from supernet.space import get_space
+from supernet.train import build_supernet, load_supernet, main
+
+ROOT = Path(__file__).resolve().parents[1]
+# 2 epochs of 16 steps on digits, a checkpoint every 4 steps
+TINY = ["space=darts", "C=4", "layers=3", "epochs=2", "batch_size=64", "amp=off", "workers=0", "val_fraction=0.2",
+        "eval_subnets=2", "eval_batches=2", "log_every=5", "checkpoint_every=4"]
+STEPS = 2 * ((1797 - 2 * 359) // 64)
+
+
+def train(out, *overrides):
+    main(["--out", str(out), *TINY, *overrides])
+    return load_checkpoint(out)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted")
+    return out, train(out)
+
+
+def assert_same_state(a, b):
+    for part in ("model", "optimizer"):
+        flat_a, flat_b = _flatten(a[part]), _flatten(b[part])
+        assert flat_a.keys() == flat_b.keys()
+        for k in flat_a:
+            assert torch.equal(flat_a[k], flat_b[k]) if torch.is_tensor(flat_a[k]) else flat_a[k] == flat_b[k], k
+    assert a["step"] == b["step"] == STEPS and a["last"] == b["last"]
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in (d.items() if isinstance(d, dict) else enumerate(d)):
+        if isinstance(v, (dict, list)):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_run_directory(uninterrupted):
+    out, state = uninterrupted
+    summary = json.loads((out / "supernet.json").read_text())
+    assert summary["steps"] == STEPS and summary["epochs"] == 2 and summary["world_size"] == 1
+    assert len(summary["val_acc"]) == 2 and summary["val_acc_mean"] == pytest.approx(np.mean(summary["val_acc"]))
+    assert summary["params"] == sum(v.numel() for v in load_supernet(out).parameters())
+    assert (out / "config.yaml").is_file() and list((out / "tb").glob("events.out.tfevents.*"))
+    records = read_metrics(out)
+    steps = [r["step"] for r in records if "train/loss" in r]
+    assert steps == sorted(set(steps)) and steps[-1] == STEPS
+    assert [r["step"] for r in records if "val/acc_mean" in r] == [STEPS // 2, STEPS]
+    net = load_supernet(out)
+    assert all(torch.equal(v, state["model"][k]) for k, v in net.state_dict().items())
+
+
+def test_finished_run_does_nothing(uninterrupted):
+    out, _ = uninterrupted
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    main(["--out", str(out), *TINY])
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_stopped_and_resumed_run_ends_with_the_same_weights(uninterrupted, tmp_path):
+    stopped = train(tmp_path, "max_steps=21")   # mid-epoch, 1 step after a checkpoint
+    assert stopped["step"] == 21 and not (tmp_path / "supernet.json").exists()
+    assert_same_state(train(tmp_path), uninterrupted[1])
+    steps = [r["step"] for r in read_metrics(tmp_path) if "train/loss" in r]
+    assert steps == sorted(set(steps))
+
+
+def test_corrupt_checkpoint_resumes_from_the_previous_one(uninterrupted, tmp_path, caplog):
+    train(tmp_path, "max_steps=12")
+    latest = tmp_path / LATEST
+    data = bytearray(latest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    latest.write_bytes(bytes(data))
+    assert_same_state(train(tmp_path), uninterrupted[1])
+    assert "unreadable" in caplog.text and "resuming from the previous checkpoint" in caplog.text
+
+
+def test_resume_replays_augmentation_randomness(tmp_path):
+    # in-process augmentation (workers=0) draws from the global RNGs, which the checkpoint restores
+    from PIL import Image
+    for c in range(2):
+        (tmp_path / "data" / str(c)).mkdir(parents=True)
+        for i in range(24):
+            pixels = np.random.default_rng(100 * c + i).integers(0, 255, (10, 10, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "data" / str(c) / f"{i}.png")
+    overrides = ["dataset=imagefolder", f"data_dir={tmp_path / 'data'}", "image_size=8", "batch_size=8",
+                 "epochs=2", "val_fraction=0.25", "eval_subnets=1"]
+    whole = train(tmp_path / "whole", *overrides)
+    train(tmp_path / "cut", *overrides, "max_steps=4")
+    resumed = train(tmp_path / "cut", *overrides)
+    assert whole["step"] == resumed["step"] == 6
+    assert all(torch.equal(v, resumed["model"][k]) for k, v in whole["model"].items())
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_weights(uninterrupted, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "supernet.train", "--out", str(tmp_path), *TINY]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not any(r.get("step", 0) >= 10 for r in read_metrics(tmp_path)) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "supernet.json").exists()
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    assert_same_state(load_checkpoint(tmp_path), uninterrupted[1])
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    real_step = train_module.Trainer.train_step
+
+    def poisoned(self, x, y, arch):
+        stats = real_step(self, x, y, arch)
+        return stats * torch.tensor([float("nan"), 1, 1], dtype=stats.dtype) if self.step == 6 else stats
+
+    monkeypatch.setattr(train_module.Trainer, "train_step", poisoned)
+    with pytest.raises(SystemExit) as e:
+        main(["--out", str(tmp_path), *TINY])
+    assert e.value.code == 2
+    assert "error: the training loss became nan between steps 5 and 8" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path)["step"] == 4
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["lrr=0.1"], "error: unknown config key 'lrr' in the command-line overrides; did you mean 'lr'?"),
+    (["dataset=cifar10", "data_dir={tmp}/nothing"], "error: CIFAR-10 not found: looked for {tmp}/nothing/cifar-10"),
+    (["amp=fp16", "device=cpu"], "error: amp=fp16 needs CUDA"),
+])
+def test_user_errors_are_one_line(tmp_path, capsys, overrides, message):
+    with pytest.raises(SystemExit) as e:
+        main(["--out", str(tmp_path / "run"), *TINY, *[o.format(tmp=tmp_path) for o in overrides]])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith(message.format(tmp=tmp_path)) and err.count("\n") == 1
+
+
+def test_cli_error_has_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "supernet.train", "--out", str(tmp_path), "dataset=cifar10",
+                             f"data_dir={tmp_path}"], check=False, cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(f"error: CIFAR-10 not found: looked for {tmp_path}")
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    state = train(tmp_path, "amp=bf16", "max_steps=2")
+    torch.manual_seed(0)
+    initial = build_supernet("darts", C=4, layers=3, num_classes=10, in_channels=1, stem="cifar").state_dict()
+    assert state["step"] == 2 and not torch.equal(state["model"]["classifier.weight"], initial["classifier.weight"])
+    assert all(np.isfinite(r["train/loss"]) for r in read_metrics(tmp_path) if "train/loss" in r)
+
+
+def test_subnet_accuracy_matches_the_inherited_subnet_and_changes_nothing():
+    torch.manual_seed(0)
+    space = get_space("darts")
+    net = build_supernet("darts", C=4, layers=3, num_classes=10, in_channels=1, stem="cifar").eval()
+    data = make_loaders("digits", "", 50, val_fraction=0.2, workers=0)
+    archs = [space.sample(np.random.default_rng(s)) for s in range(2)]
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    accs = subnet_accuracies(net, archs, data.val, torch.device("cpu"))
+    assert not net.training and all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    for arch, acc in zip(archs, accs):
+        fixed = net.subnet(arch).train()   # batch statistics, as the supernet is scored
+        with torch.no_grad():
+            correct = sum((fixed(x).argmax(1) == y).sum().item() for x, y in data.val)
+        assert acc == pytest.approx(correct / len(data.val.dataset), abs=1e-9)
