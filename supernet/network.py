@@ -48,12 +48,18 @@ class Cell(nn.Module):
 
 
 class Network(nn.Module):
+    def __new__(cls, *args, convention: str = "darts", **kwargs):
+        if cls is Network and convention == "nasnet":
+            from .nasnet_convention import NasnetNetwork  # a subclass, so imported here
+            return super().__new__(NasnetNetwork)
+        return super().__new__(cls)
+
     def __init__(self, genotype: Genotype, C: int, layers: int, num_classes: int, stem: str = "cifar",
                  convention: str = "darts", auxiliary: bool = False, drop_path: float = 0.0,
                  affine: bool = True, in_channels: int = 3, stem_multiplier: int = 3):
         super().__init__()
         if convention != "darts":
-            raise ValueError(f"unknown cell convention {convention!r}; choose 'darts'")
+            raise ValueError(f"unknown cell convention {convention!r}; choose 'darts' or 'nasnet'")
         self.genotype = genotype
         self.drop_path = drop_path
         self.stem = Stem(stem, in_channels, C, stem_multiplier)

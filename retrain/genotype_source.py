@@ -1,0 +1,45 @@
+"""Where a genotype to retrain comes from: a zoo name, a search.json, a genotype JSON file,
+or the genotype itself as JSON / DARTS text.
+
+    genotype, convention = resolve_genotype("darts_v2")             # ("darts" for the DARTS family)
+    genotype, convention = resolve_genotype("runs/search/search.json")
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from supernet import zoo
+from supernet.genotype import Genotype, GenotypeError
+
+
+def _from_record(data, source: str) -> Genotype:
+    """A genotype from a parsed search.json (its `best`) or a genotype JSON."""
+    if isinstance(data, dict) and "best" in data:
+        data = data["best"]
+        data = data.get("genotype", data) if isinstance(data, dict) else data
+    if isinstance(data, str):
+        return Genotype.parse(data)
+    try:
+        return Genotype.from_dict(data)
+    except GenotypeError as e:
+        raise GenotypeError(f"{source} holds no genotype: {e}") from None
+
+
+def resolve_genotype(spec: str) -> tuple[Genotype, str]:
+    """(genotype, its natural convention): the NASNet family of the zoo is built in the NASNet
+    convention, everything else (DARTS family, searched cells) in the DARTS convention."""
+    if spec in zoo.names():
+        return zoo.get(spec), zoo.space_of(spec)
+    text = spec.strip()
+    if text.startswith(("{", "Genotype(")):
+        return Genotype.parse(text), "darts"
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"genotype {spec!r} is neither a zoo cell ({', '.join(zoo.names())}) "
+                                "nor an existing search.json / genotype JSON file")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return Genotype.parse(path.read_text()), "darts"
+    return _from_record(data, str(path)), "darts"

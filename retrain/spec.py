@@ -1,0 +1,54 @@
+"""What a fixed network is: a genotype and its size settings, and how it is built.
+
+    spec = NetSpec(zoo.get("darts_v2"), C=36, layers=20, num_classes=10, image_size=32)
+    net = spec.build(auxiliary=True, drop_path=0.2)
+
+The stem follows the image size, as in supernet training: the ImageNet stem (stride 8,
+or the NASNet stem with two reduction cells) above 64 pixels, the CIFAR stem otherwise.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from supernet.genotype import Genotype
+from supernet.network import Network
+
+CONVENTIONS = ("darts", "nasnet")
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    genotype: Genotype
+    C: int                       # channels of each state in the first stage's cells
+    layers: int                  # cells after the stem, the two reduction cells included
+    num_classes: int
+    image_size: int
+    in_channels: int = 3
+    convention: str = "darts"
+    stem_multiplier: int = 3     # CIFAR stem: C x this; NASNet ImageNet stem: 32 x this
+    skip_reduction_input: bool = False   # NASNet-A Large's chaining (nasnet convention only)
+
+    def __post_init__(self):
+        if self.convention not in CONVENTIONS:
+            raise ValueError(f"unknown convention {self.convention!r}; choose one of {', '.join(CONVENTIONS)}")
+        if self.skip_reduction_input and self.convention != "nasnet":
+            raise ValueError("skip_reduction_input is a NASNet-convention setting; use convention=nasnet")
+        for key in ("C", "layers", "num_classes", "image_size", "in_channels", "stem_multiplier"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
+
+    @property
+    def stem(self) -> str:
+        return "imagenet" if self.image_size > 64 else "cifar"
+
+    def with_C(self, C: int) -> NetSpec:
+        return replace(self, C=C)
+
+    def build(self, auxiliary: bool = False, drop_path: float = 0.0) -> Network:
+        extra = {"skip_reduction_input": True} if self.skip_reduction_input else {}
+        return Network(self.genotype, self.C, self.layers, self.num_classes, stem=self.stem,
+                       convention=self.convention, auxiliary=auxiliary, drop_path=drop_path,
+                       in_channels=self.in_channels, stem_multiplier=self.stem_multiplier, **extra)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "genotype": self.genotype.to_dict()}

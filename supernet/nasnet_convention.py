@@ -1,0 +1,141 @@
+"""The fixed network in the NASNet convention: cells, stems and chaining as TF-slim's NASNet /
+PNASNet and tensorflow/tpu's AmoebaNet build them, timm's `nasnetalarge` / `pnasnet5large`
+being the PyTorch references.
+
+- A cell brings h_{i-1} to C channels with ReLU-1x1-BN; h_{i-2} is factorized-reduced (ReLU
+  first) when larger, 1x1-projected when wider, and taken raw when there is none (the first
+  cell after the stem conv); ops read states of any width (nasnet_ops). The output concatenates
+  the genotype's concat states, a state of another size or width passing a factorized reduction.
+- ImageNet stem: conv 3x3/2 'VALID' (32 x stem_multiplier), BN, then two reduction cells of
+  C/4 and C/2 channels. CIFAR stem: conv 3x3 (C x stem_multiplier), BN.
+- `layers` counts the cells after the stem, reductions at layers//3 and 2*layers//3: N normal
+  cells per stage give layers = 3N + 2 (NASNet-A), while PNASNet-5 counts its reductions among
+  its 3N cells. NASNet-A Large feeds the cell after a reduction the state two before it
+  (`skip_reduction_input`, TF's skip_reduction_layer_input).
+- Drop-path keeps identities, and its rate grows with depth: cell i of n drops `drop_path * (i+1)/n`.
+- Features end with a ReLU; the auxiliary head reads the cell before the second reduction.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import drop_path
+
+from .genotype import Genotype
+from .layout import AuxiliaryHead, CellSpec, cell_plan
+from .nasnet_ops import FactorizedReduction, bn, conv_bn, nasnet_op
+from .network import Network, op_stride
+
+
+def _input_adjust(C_pp: int | None, C: int, larger: bool, affine: bool) -> nn.Module | None:
+    """Brings h_{i-2} to the cell's size and width (None: there is no h_{i-2}, use h_{i-1} raw)."""
+    if C_pp is None:
+        return None
+    if larger:
+        return nn.Sequential(nn.ReLU(), FactorizedReduction(C_pp, C, affine))
+    return nn.Sequential(nn.ReLU(), conv_bn(C_pp, C, 1, affine)) if C_pp != C else nn.Identity()
+
+
+def _concat_adjust(C_in: int, C: int, larger: bool, affine: bool) -> nn.Module:
+    if larger:
+        return FactorizedReduction(C_in, C, affine)
+    return nn.Sequential(nn.Conv2d(C_in, C, 1, bias=False), bn(C, affine)) if C_in != C else nn.Identity()
+
+
+class NasnetCell(nn.Module):
+    def __init__(self, pairs, concat, C_pp: int | None, C_p: int, spec: CellSpec, affine: bool = True):
+        super().__init__()
+        self.reduction = spec.reduction
+        self.preprocess0 = _input_adjust(C_pp, spec.C, spec.reduction_prev, affine)
+        self.preprocess1 = nn.Sequential(nn.ReLU(), conv_bn(C_p, spec.C, 1, affine))
+        widths = [C_p if C_pp is None else spec.C, spec.C] + [spec.C] * (len(pairs) // 2)
+        self.ops = nn.ModuleList(nasnet_op(op, widths[j], spec.C, op_stride(spec, j), affine) for op, j in pairs)
+        self.inputs = [j for _, j in pairs]
+        self.droppable = [op != "skip_connect" for op, _ in pairs]
+        self.concat = list(concat)
+        self.concat_adjust = nn.ModuleList(
+            _concat_adjust(widths[j], spec.C, spec.reduction and j < 2, affine) for j in self.concat)
+
+    def forward(self, s0, s1, drop_prob: float = 0.0):
+        states = [s1 if self.preprocess0 is None else self.preprocess0(s0), self.preprocess1(s1)]
+        relu = {}  # each state's ReLU, computed once for all the ops that start with one
+        for b in range(len(self.ops) // 2):
+            h = 0
+            for k in (2 * b, 2 * b + 1):
+                j, op = self.inputs[k], self.ops[k]
+                if op.relu_input and j not in relu:
+                    relu[j] = F.relu(states[j])
+                y = op(relu[j] if op.relu_input else states[j])
+                if drop_prob > 0 and self.training and self.droppable[k]:
+                    y = drop_path(y, drop_prob, True)
+                h = h + y
+            states.append(h)
+        return torch.cat([adjust(states[j]) for j, adjust in zip(self.concat, self.concat_adjust)], dim=1)
+
+
+class NasnetStem(nn.Module):
+    """Returns the first cell's inputs (s0, s1); s0 is None after the CIFAR stem."""
+
+    def __init__(self, kind: str, genotype: Genotype, in_channels: int, C: int, stem_multiplier: int, affine: bool):
+        super().__init__()
+        if kind not in ("cifar", "imagenet"):
+            raise ValueError(f"unknown stem {kind!r}; choose 'cifar' or 'imagenet'")
+        width = int(32 * stem_multiplier) if kind == "imagenet" else C * stem_multiplier
+        stride, padding = (2, 0) if kind == "imagenet" else (1, 1)
+        self.conv0 = nn.Sequential(nn.Conv2d(in_channels, width, 3, stride, padding, bias=False), bn(width, affine))
+        self.cells = nn.ModuleList()
+        C_pp, C_p, reduction_prev = None, width, False
+        if kind == "imagenet":
+            pairs, concat = genotype.cell(True)
+            for C_cell in (C // 4, C // 2):
+                spec = CellSpec(C_cell, True, reduction_prev)
+                self.cells.append(NasnetCell(pairs, concat, C_pp, C_p, spec, affine))
+                C_pp, C_p, reduction_prev = C_p, len(concat) * C_cell, True
+        self.channels, self.reduction_prev = (C_pp, C_p), reduction_prev
+
+    def forward(self, x, drop_probs=()):
+        s0, s1 = None, self.conv0(x)
+        for cell, p in zip(self.cells, drop_probs):
+            s0, s1 = s1, cell(s0, s1, p)
+        return s0, s1
+
+
+class NasnetNetwork(Network):
+    """`Network(..., convention="nasnet")`; same interface as the DARTS-convention Network."""
+
+    def __init__(self, genotype: Genotype, C: int, layers: int, num_classes: int, stem: str = "cifar",
+                 convention: str = "nasnet", auxiliary: bool = False, drop_path: float = 0.0,
+                 affine: bool = True, in_channels: int = 3, stem_multiplier: int = 3,
+                 skip_reduction_input: bool = False):
+        nn.Module.__init__(self)  # the DARTS body of Network.__init__ does not apply
+        self.genotype, self.convention, self.drop_path = genotype, convention, drop_path
+        self.skip_reduction_input = skip_reduction_input
+        self.stem = NasnetStem(stem, genotype, in_channels, C, stem_multiplier, affine)
+        C_pp, C_p = self.stem.channels
+        self.cells = nn.ModuleList()
+        self.aux_index = 2 * layers // 3 - 1
+        for i, spec in enumerate(cell_plan(C, layers, self.stem.reduction_prev)):
+            pairs, concat = genotype.cell(spec.reduction)
+            self.cells.append(NasnetCell(pairs, concat, C_pp, C_p, spec, affine))
+            C_pp, C_p = (C_pp if spec.reduction and skip_reduction_input else C_p), len(concat) * spec.C
+            if i == self.aux_index:
+                C_aux = C_p
+        self.aux_head = AuxiliaryHead(C_aux, num_classes) if auxiliary else None
+        self.num_features = C_p
+        self.classifier = nn.Linear(C_p, num_classes)
+
+    def _drop_probs(self) -> list[float]:
+        n = len(self.stem.cells) + len(self.cells)
+        return [self.drop_path * (i + 1) / n for i in range(n)]
+
+    def forward_features(self, x):
+        probs = self._drop_probs()
+        s0, s1 = self.stem(x, probs[:len(self.stem.cells)])
+        aux = None
+        for i, (cell, p) in enumerate(zip(self.cells, probs[len(self.stem.cells):])):
+            out = cell(s0, s1, p)
+            s0, s1 = (s0 if cell.reduction and self.skip_reduction_input else s1), out
+            if i == self.aux_index and self.aux_head is not None and self.training:
+                aux = self.aux_head(s1)
+        return F.relu(s1), aux
