@@ -114,7 +114,9 @@ def test_resume_replays_augmentation_randomness(tmp_path):
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(uninterrupted, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    # the same thread count as the in-process uninterrupted run: CPU kernels reduce in a
+    # thread-dependent order, so other counts give other (equally valid) weights
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "supernet.train", "--out", str(tmp_path), *TINY]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
