@@ -1,35 +1,15 @@
-"""Parameter and mult-add counts of a fixed network.
+"""Sizes of the network a NetSpec describes (counted as supernet.sizes counts them).
 
-Parameters exclude the auxiliary head (a training-only branch, as the papers count them).
-Mult-adds are half the FLOPs that torch.utils.flop_counter counts for one image in eval
-mode: convolutions (depthwise included) and the classifier; pooling, BN, ReLU and additions
-are not counted (as in the papers' conv + FC counts). `measure` builds the network on the
-meta device, so even the large models cost neither memory nor compute.
+`measure` builds the network on the meta device, so even the large models cost
+neither memory nor compute.
 """
 from __future__ import annotations
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+
+from supernet.sizes import count_macs, count_params
 
 from .spec import NetSpec
-
-
-def count_params(net: torch.nn.Module) -> int:
-    return sum(p.numel() for name, p in net.named_parameters() if not name.startswith("aux_head."))
-
-
-def count_macs(net: torch.nn.Module, image_size: int, in_channels: int = 3) -> int:
-    """Mult-adds of one forward pass of one image (eval mode; the net's mode is restored)."""
-    device = next(net.parameters()).device
-    x = torch.zeros(1, in_channels, image_size, image_size, device=device)
-    was_training = net.training
-    net.eval()
-    try:
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            net(x)
-    finally:
-        net.train(was_training)
-    return counter.get_total_flops() // 2
 
 
 def measure(spec: NetSpec) -> dict:

@@ -29,25 +29,25 @@ from supernet.genotype import Genotype
 from .genotype_source import resolve_genotype
 from .spec import NetSpec
 
-_MOBILE_CFG = dict(input_size=(3, 224, 224), crop_pct=0.875, interpolation="bilinear", mean=IMAGENET_DEFAULT_MEAN,
-                   std=IMAGENET_DEFAULT_STD, num_classes=1000, classifier="classifier")
+_MOBILE_CFG = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bilinear", "mean": IMAGENET_DEFAULT_MEAN,
+                   "std": IMAGENET_DEFAULT_STD, "num_classes": 1000, "classifier": "classifier"}
 _LARGE_CFG = dict(_MOBILE_CFG, input_size=(3, 331, 331), crop_pct=0.911, interpolation="bicubic",
                   mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))   # as timm's nasnetalarge / pnasnet5large
 
 
 def _mobile(name: str) -> dict:
     if zoo.space_of(name) == "darts":
-        return dict(C=48, layers=14)
-    return dict(C=54, layers=9, stem_multiplier=1) if name == "pnasnet_5" else dict(C=44, layers=14, stem_multiplier=1)
+        return {"C": 48, "layers": 14}
+    return {"C": 54, "layers": 9, "stem_multiplier": 1} if name == "pnasnet_5" else {"C": 44, "layers": 14, "stem_multiplier": 1}
 
 
 # model name: (zoo cell or None for `genotype=`, NetSpec settings, timm data config)
 MODELS = {
     **{f"nas_{name}": (name, _mobile(name), _MOBILE_CFG) for name in zoo.names()},
-    "nas_nasnet_a_large": ("nasnet_a", dict(C=168, layers=20, stem_multiplier=3, skip_reduction_input=True),
+    "nas_nasnet_a_large": ("nasnet_a", {"C": 168, "layers": 20, "stem_multiplier": 3, "skip_reduction_input": True},
                            _LARGE_CFG),
-    "nas_pnasnet_5_large": ("pnasnet_5", dict(C=216, layers=12, stem_multiplier=3), _LARGE_CFG),
-    "nas_genotype": (None, dict(C=48, layers=14), _MOBILE_CFG),
+    "nas_pnasnet_5_large": ("pnasnet_5", {"C": 216, "layers": 12, "stem_multiplier": 3}, _LARGE_CFG),
+    "nas_genotype": (None, {"C": 48, "layers": 14}, _MOBILE_CFG),
 }
 
 default_cfgs = generate_default_cfgs({name: cfg for name, (_, _, cfg) in MODELS.items()})

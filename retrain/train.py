@@ -34,7 +34,7 @@ from supernet.config import ConfigError, load_config, to_dict
 from supernet.data import make_loaders, set_epoch
 from supernet.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
 from supernet.metrics import MetricsLog, Progress
-from supernet.train import NonFiniteLossError, _amp
+from supernet.precision import NonFiniteLossError, mixed_precision
 
 from .genotype_source import resolve_genotype
 from .sizes import measure
@@ -119,7 +119,7 @@ class Retrainer:
         self.sched, _ = create_scheduler_v2(self.opt, sched=cfg.sched, num_epochs=cfg.epochs, min_lr=cfg.lr_min,
                                             decay_epochs=1, decay_rate=cfg.decay_rate,
                                             warmup_epochs=cfg.warmup_epochs, warmup_lr=cfg.lr_min)
-        self.autocast, self.scaler = _amp(cfg.amp, dist.device)
+        self.autocast, self.scaler = mixed_precision(cfg.amp, dist.device)
         self.epoch, self.step, self.train_time, self.last = 0, 0, 0.0, {}
 
     # -- checkpoints ---------------------------------------------------

@@ -99,7 +99,7 @@ class Genotype:
         s = s.strip()
         if s.startswith("{"):
             return cls.from_json(s)
-        m = re.fullmatch(r"Genotype\((.*)\)", s, flags=re.S)
+        m = re.fullmatch(r"Genotype\((.*)\)", s, flags=re.DOTALL)
         if not m:
             raise GenotypeError(f"cannot parse genotype {s[:80]!r}: expected JSON or 'Genotype(normal=[...], ...)'")
         body = re.sub(r"range\(\s*(\d+)\s*,\s*(\d+)\s*\)",

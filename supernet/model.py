@@ -8,8 +8,8 @@ p_slot(j) * q_slot(o), skipping every term whose weight is exactly 0.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from .genotype import Genotype, GenotypeError
 from .layout import CellSpec, Stem, cell_plan
@@ -49,8 +49,8 @@ class SuperNet(nn.Module):
                  stem: str = "cifar", in_channels: int = 3, stem_multiplier: int = 3):
         super().__init__()
         self.space = space
-        self.config = dict(C=C, layers=layers, num_classes=num_classes, stem=stem,
-                           in_channels=in_channels, stem_multiplier=stem_multiplier)
+        self.config = {"C": C, "layers": layers, "num_classes": num_classes, "stem": stem,
+                           "in_channels": in_channels, "stem_multiplier": stem_multiplier}
         self._op_index = {op: i for i, op in enumerate(space.ops)}
         self._channel_cache: dict = {}
         self.stem = Stem(stem, in_channels, C, stem_multiplier)

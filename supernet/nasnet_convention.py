@@ -18,9 +18,9 @@ being the PyTorch references.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import drop_path
+from torch import nn
 
 from .genotype import Genotype
 from .layout import AuxiliaryHead, CellSpec, cell_plan

@@ -12,8 +12,8 @@ apply it once per state for every op that reads the state.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 from timm.layers import create_conv2d, create_pool2d
+from torch import nn
 
 BN_EPS, BN_MOMENTUM = 1e-3, 0.1
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 from timm.layers import drop_path
+from torch import nn
 
 from .genotype import Genotype, GenotypeError
 from .layout import AuxiliaryHead, CellSpec, Stem, cell_plan

@@ -7,8 +7,8 @@ and even sizes alike.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 
 def _sliced(weight: torch.Tensor, in_channels: torch.Tensor | None) -> torch.Tensor:

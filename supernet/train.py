@@ -13,8 +13,6 @@ run it does nothing. The run ends by writing `supernet.json`.
 """
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import logging
 import math
@@ -46,6 +44,7 @@ from .distributed import (
 from .evaluate import subnet_accuracies
 from .metrics import MetricsLog, Progress
 from .model import SuperNet
+from .precision import NonFiniteLossError, mixed_precision
 from .space import get_space
 
 log = logging.getLogger(__name__)
@@ -125,21 +124,6 @@ def load_supernet(run_dir, map_location="cpu") -> SuperNet:
     return net
 
 
-def _amp(amp: str, device: torch.device):
-    """(autocast context factory, GradScaler) for amp in bf16 | fp16 | off."""
-    if amp == "fp16" and device.type != "cuda":
-        raise ConfigError("amp=fp16 needs CUDA; use amp=bf16 or amp=off on CPU")
-    if amp == "off":
-        return contextlib.nullcontext, torch.amp.GradScaler(device.type, enabled=False)
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    autocast = functools.partial(torch.autocast, device.type, dtype=dtype)
-    return autocast, torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-
-
-class NonFiniteLossError(ValueError):
-    """The training loss became NaN or infinite."""
-
-
 class Trainer:
     """One `supernet-train` run in `out` (see the module docstring)."""
 
@@ -166,7 +150,7 @@ class Trainer:
         self.sched, _ = create_scheduler_v2(self.opt, sched="cosine", num_epochs=cfg.epochs, min_lr=cfg.lr_min,
                                             warmup_epochs=cfg.warmup_epochs, warmup_lr=cfg.lr_min,
                                             step_on_epochs=False, updates_per_epoch=self.steps_per_epoch)
-        self.autocast, self.scaler = _amp(cfg.amp, dist.device)
+        self.autocast, self.scaler = mixed_precision(cfg.amp, dist.device)
         self.archs = eval_archs(self.space, cfg.seed, cfg.eval_subnets)
         # progress that a checkpoint carries
         self.step, self.t_start = 0, time.perf_counter()

@@ -5,10 +5,10 @@ import timm
 import torch
 from timm.models.nasnet import NASNetALarge
 
-from retrain.sizes import count_macs, count_params
 from retrain.spec import NetSpec
 from supernet import zoo
 from supernet.network import Network
+from supernet.sizes import count_macs, count_params
 
 
 def _meta_sizes(build, image_size):

@@ -64,8 +64,8 @@ def test_drop_path_and_auxiliary_head_only_in_training(convention):
 
 
 def _digits_config(genotype: str, **overrides) -> RetrainConfig:
-    settings = dict(genotype=genotype, C=6, layers=3, dataset="digits", batch_size=64, epochs=2, lr=0.05,
-                    cutout=0, drop_path=0.1, amp="off", workers=0, log_every=100)
+    settings = {"genotype": genotype, "C": 6, "layers": 3, "dataset": "digits", "batch_size": 64, "epochs": 2, "lr": 0.05,
+                    "cutout": 0, "drop_path": 0.1, "amp": "off", "workers": 0, "log_every": 100}
     return RetrainConfig(**{**settings, **overrides})
 
 

@@ -10,10 +10,11 @@ from torch.overrides import TorchFunctionMode
 
 from retrain.cli import main
 from retrain.scaling import filters_of, layers_for, parse_amount, scale, width_for
-from retrain.sizes import count_macs, count_params, measure
+from retrain.sizes import measure
 from retrain.spec import NetSpec
 from supernet import zoo
 from supernet.network import Network
+from supernet.sizes import count_macs, count_params
 
 
 class _ConvCounter(TorchFunctionMode):

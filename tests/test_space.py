@@ -92,8 +92,8 @@ def test_darts_notation_parse():
 
 
 @pytest.mark.parametrize("bad,match", [
-    ("Genotype(normal=[('sep_conv_3x3', 5), ('sep_conv_3x3', 1)], normal_concat=[2], "
-     "reduce=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], reduce_concat=[2])", "cannot take input 5"),
+    (("Genotype(normal=[('sep_conv_3x3', 5), ('sep_conv_3x3', 1)], normal_concat=[2], "
+     "reduce=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], reduce_concat=[2])"), "cannot take input 5"),
     ("Genotype(normal=[('sep_conv_3x3', 0)], normal_concat=[2], reduce=[], reduce_concat=[2])", "two"),
     ('{"normal": [["a", 0], ["b", 1]], "normal_concat": [2]}', "needs exactly the keys"),
     ("Genotype(normal=__import__('os'))", "cannot parse"),

@@ -6,8 +6,8 @@ import timm
 import torch
 
 import retrain.timm_models
-from retrain.sizes import count_params
 from supernet import zoo
+from supernet.sizes import count_params
 
 
 def _meta_model(name, **kwargs):

@@ -146,8 +146,7 @@ def test_nasnet_a_and_pnasnet_5_are_the_tf_slim_specs():
 
 
 def test_enas_is_the_authors_final_arc():
-    arc = [int(v) for v in ("0 2 0 0 0 4 0 1 0 4 1 1 1 0 0 1 0 2 1 1 "
-                            "1 0 1 0 0 3 0 2 1 1 3 1 1 0 0 4 0 3 1 1").split()]
+    arc = [int(v) for v in ["0", "2", "0", "0", "0", "4", "0", "1", "0", "4", "1", "1", "1", "0", "0", "1", "0", "2", "1", "1", "1", "0", "1", "0", "0", "3", "0", "2", "1", "1", "3", "1", "1", "0", "0", "4", "0", "3", "1", "1"]]
     enas_ops = ["sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3", "skip_connect"]
     g = zoo.get("enas")
     for reduction, part in ((False, arc[:20]), (True, arc[20:])):

@@ -1,0 +1,108 @@
+"""`nas-search`: search a trained supernet for the best cells.
+
+    nas-search --config configs/search_digits.yaml --out runs/search supernet=runs/digits strategy=evo_nas budget=200
+    python -m search --config configs/search_digits.yaml --out runs/search supernet=runs/digits
+    torchrun --nproc_per_node=2 -m search --config ... (the candidates of each round are shared out)
+
+The supernet, its dataset and its validation split come from the supernet run
+directory. Discrete strategies (random, evolution, rl, evo_nas) run the
+ask/evaluate/tell loop of search.loop; the relaxed ones (gdas, darts,
+sparsemax, entmax) hand over to search.differentiable, and the genotype they
+derive is then scored by the same evaluator. Re-running resumes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import yaml
+
+from supernet.cli import command
+from supernet.config import CONFIG_FILE, load_config
+from supernet.data import make_loaders, set_epoch
+from supernet.distributed import init_distributed, shutdown
+from supernet.genotype import Genotype
+from supernet.precision import mixed_precision
+from supernet.train import load_supernet
+
+from .config import SearchConfig
+from .constraints import Constraints
+from .evaluator import Evaluator, take_batches
+from .loop import SUMMARY_FILE, run_search, write_atomic
+from .strategy import create_strategy
+
+log = logging.getLogger(__name__)
+
+
+def supernet_settings(run_dir) -> dict:
+    """The resolved config of a supernet-train run directory."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a supernet-train run directory (no {CONFIG_FILE}); "
+                                f"train one with supernet-train --out {run_dir}")
+    return yaml.safe_load(path.read_text())
+
+
+def loaders(cfg: SearchConfig, trained: dict, rank: int = 0, world_size: int = 1):
+    """The supernet run's dataset and splits, batched for the search."""
+    return make_loaders(trained["dataset"], cfg.data_dir or trained["data_dir"], cfg.batch_size,
+                        image_size=trained["image_size"], val_fraction=trained["val_fraction"],
+                        workers=cfg.workers, seed=cfg.seed, rank=rank, world_size=world_size,
+                        shard_eval=world_size > 1)
+
+
+def build_evaluator(cfg: SearchConfig, net, data, device) -> Evaluator:
+    """BN calibration on the first training batches of epoch 0; validation on the val split."""
+    set_epoch(data.train, 0)
+    constraints = None
+    if cfg.max_params is not None or cfg.max_macs is not None:
+        shape = net.config
+        constraints = Constraints(cfg.target_C or shape["C"], cfg.target_layers or shape["layers"],
+                                  shape["num_classes"], cfg.target_image_size or data.image_size,
+                                  shape["in_channels"], cfg.max_params, cfg.max_macs)
+    calibration = take_batches(data.train, cfg.calibration_batches, device)
+    validation = take_batches(data.val, cfg.eval_batches, device) if data.val is not None else []
+    return Evaluator(net, calibration, validation, constraints, mixed_precision(cfg.amp, device)[0])
+
+
+def search(cfg: SearchConfig, out) -> dict:
+    """Run (or resume) the search in `out`; returns the summary that search.json holds."""
+    out = Path(out)
+    dist = init_distributed(cfg.device)
+    try:
+        trained = supernet_settings(cfg.supernet)
+        net = load_supernet(cfg.supernet).to(dist.device).eval()
+        evaluator = build_evaluator(cfg, net, loaders(cfg, trained), dist.device)
+        if cfg.relaxed:
+            return relaxed_search(cfg, net, trained, evaluator, out, dist)
+        strategy = create_strategy(cfg.strategy, net.space, seed=cfg.seed, **cfg.strategy_options)
+        return run_search(cfg, strategy, evaluator, out, dist.is_main)
+    finally:
+        shutdown()
+
+
+def relaxed_search(cfg: SearchConfig, net, trained: dict, evaluator: Evaluator, out: Path, dist) -> dict:
+    from .differentiable import run
+
+    if cfg.strategy_options:
+        raise ValueError(f"strategy {cfg.strategy!r} takes its settings as config keys, not strategy_options")
+    result = run(cfg, net, loaders(cfg, trained, dist.rank, dist.world_size), out)
+    genotype = Genotype.from_dict(result["genotype"])
+    record = evaluator.record(genotype)
+    summary = {"best": {"genotype": genotype.to_dict(), "genotype_str": str(genotype), "reward": record["reward"]},
+               "strategy": cfg.strategy, "steps": result["steps"], "finished": result["finished"],
+               "supernet": cfg.supernet, "result": result}
+    if dist.is_main:
+        write_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+@command
+def main(argv=None):
+    cfg, out = load_config(SearchConfig, argv, description="Search a trained supernet for the best cells.")
+    search(cfg, out)
+
+
+if __name__ == "__main__":
+    main()

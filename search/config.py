@@ -1,0 +1,73 @@
+"""Settings of `nas-search` (read with supernet.config.load_config: YAML plus key=value overrides)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from supernet.config import ConfigError
+
+from .strategy import names
+
+
+@dataclass
+class SearchConfig:
+    """The data (dataset, split, image size) are those of the supernet run; `batch_size`
+    is the search's own (per process for the relaxed strategies)."""
+    RERUN_FREE_KEYS: ClassVar[tuple] = ("workers", "log_every", "budget", "max_steps")
+
+    supernet: str = ""                   # the supernet-train run directory
+    strategy: str = "evo_nas"            # random | evolution | rl | evo_nas | gdas | darts | sparsemax | entmax
+    strategy_options: dict = field(default_factory=dict)   # e.g. {population_size: 20, sample_size: 5}
+    budget: int = 200                    # evaluations (discrete strategies)
+    ask_size: int = 10                   # genotypes per ask (one round)
+    seed: int = 0
+    data_dir: str | None = None          # None: the supernet run's
+    batch_size: int = 64
+    calibration_batches: int = 5         # training batches that recalibrate BN statistics
+    eval_batches: int | None = None      # validation batches scored; None: the whole split
+    # size limits on the fixed network a genotype stands for; target_* None: the supernet's
+    max_params: int | None = None
+    max_macs: int | None = None
+    target_C: int | None = None
+    target_layers: int | None = None
+    target_image_size: int | None = None
+    amp: Literal["bf16", "fp16", "off"] = "off"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    workers: int = 0
+    log_every: int = 1                   # rounds (discrete strategies), steps (relaxed ones)
+    # relaxed strategies (search.differentiable): first-order bilevel search from the supernet
+    warm_start: bool = True              # start from the supernet's trained weights (false: re-initialised)
+    epochs: int = 10
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0               # of the supernet's weights; 0: off
+    arch_lr: float = 3e-4
+    arch_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    arch_weight_decay: float = 1e-3
+    tau_max: float = 10.0
+    tau_min: float = 0.1
+    entmax_alpha: float = 1.5
+    max_steps: int | None = None
+
+    def __post_init__(self):
+        if not self.supernet:
+            raise ConfigError("supernet must name a supernet-train run directory (supernet=RUN_DIR)")
+        for key in ("budget", "ask_size", "batch_size", "calibration_batches", "log_every", "epochs"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if not self.relaxed and self.strategy not in names():
+            from .differentiable import STRATEGIES
+            raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of "
+                              f"{', '.join(names() + list(STRATEGIES))}")
+        if not isinstance(self.strategy_options, dict):
+            raise ConfigError(f"strategy_options must be a mapping of option: value, got {self.strategy_options!r}")
+
+    @property
+    def relaxed(self) -> bool:
+        """A continuous relaxation, run by search.differentiable."""
+        if self.strategy in names():
+            return False
+        from .differentiable import STRATEGIES
+        return self.strategy in STRATEGIES

@@ -1,0 +1,128 @@
+"""The ask / evaluate / tell loop of a discrete search, resumable, and what it writes.
+
+Each round asks the strategy for `ask_size` genotypes, scores them, tells the
+rewards, and then checkpoints atomically (strategy state, RNG states included,
+and the history so far), so re-running the command continues exactly where the
+last round ended. The run directory gets `history.jsonl` (one record per
+evaluation), `metrics.jsonl` and TensorBoard events, and at the end
+`search.json` (best genotype and reward, strategy, budget spent, full history)
+and `search.png` (best reward so far against evaluations).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from supernet.checkpoint import load_checkpoint, save_checkpoint
+from supernet.config import to_dict
+from supernet.distributed import barrier
+from supernet.genotype import Genotype
+from supernet.metrics import MetricsLog
+
+log = logging.getLogger(__name__)
+
+HISTORY_FILE, SUMMARY_FILE, PLOT_FILE = "history.jsonl", "search.json", "search.png"
+CACHED_FIELDS = ("reward", "accuracy", "rejected", "params", "macs", "seconds")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def best_record(history: list[dict]) -> dict | None:
+    """The first evaluation with the highest reward among the accepted ones."""
+    accepted = [r for r in history if r["rejected"] is None]
+    return max(accepted, key=lambda r: r["reward"]) if accepted else None
+
+
+def plot_history(history: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rewards = np.array([r["reward"] for r in history])
+    steps = np.arange(1, len(rewards) + 1)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter(steps, rewards, s=6, alpha=0.4, label="evaluation")
+    ax.plot(steps, np.maximum.accumulate(rewards), color="C1", label="best so far")
+    ax.set(xlabel="evaluations", ylabel="reward (validation accuracy)", title=title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run_search(cfg, strategy, evaluator, out, is_main: bool = True) -> dict:
+    """Search until `cfg.budget` evaluations are done (resuming from `out`'s checkpoint); the summary."""
+    out = Path(out)
+    state = load_checkpoint(out)
+    history, elapsed = [], 0.0
+    if state is not None:
+        strategy.load_state_dict(state["strategy"])
+        history, elapsed = state["history"], state["elapsed"]
+        for rec in history:
+            evaluator.cache.setdefault(Genotype.from_dict(rec["genotype"]), {k: rec[k] for k in CACHED_FIELDS})
+        log.info("resuming %s after %d/%d evaluations", out, len(history), cfg.budget)
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(out / HISTORY_FILE, "".join(json.dumps(r) + "\n" for r in history))
+    metrics = MetricsLog(out, enabled=is_main, resume_step=len(history))
+    start = time.perf_counter() - elapsed
+    resumed_at, resumed_time = len(history), time.perf_counter()
+    round_ = history[-1]["round"] + 1 if history else 0
+    try:
+        while len(history) < cfg.budget:
+            genotypes = strategy.ask(min(cfg.ask_size, cfg.budget - len(history)))
+            records = evaluator.evaluate(genotypes)
+            strategy.tell(genotypes, [r["reward"] for r in records])
+            new = [{"evaluation": len(history) + i + 1, "round": round_, "genotype": g.to_dict(), **r}
+                   for i, (g, r) in enumerate(zip(genotypes, records))]
+            history += new
+            if is_main:
+                save_checkpoint(out, {"strategy": strategy.state_dict(), "history": history,
+                                      "elapsed": time.perf_counter() - start, "config": to_dict(cfg)})
+                with open(out / HISTORY_FILE, "a") as f:
+                    f.writelines(json.dumps(r) + "\n" for r in new)
+            barrier()
+            best = best_record(history)
+            best_reward = best["reward"] if best else 0.0
+            metrics.log(len(history), **{"search/best_reward": best_reward,
+                                         "search/round_mean_reward": sum(r["reward"] for r in new) / len(new),
+                                         "search/rejected": sum(r["rejected"] is not None for r in new)})
+            if round_ % cfg.log_every == 0 or len(history) >= cfg.budget:
+                rate = (len(history) - resumed_at) / (time.perf_counter() - resumed_time)
+                eta = timedelta(seconds=round((cfg.budget - len(history)) / rate))
+                log.info("%d/%d evaluations (%.2f/s, ETA %s) | best reward %.4f", len(history), cfg.budget,
+                         rate, eta, best_reward)
+            round_ += 1
+    finally:
+        metrics.close()
+    return summarize(cfg, history, time.perf_counter() - start, out, is_main)
+
+
+def summarize(cfg, history: list[dict], wall_time: float, out: Path, is_main: bool) -> dict:
+    best = best_record(history)
+    scored = sum(not r["cached"] and r["rejected"] is None for r in history)
+    summary = {
+        "best": None if best is None else {
+            "genotype": best["genotype"], "genotype_str": str(Genotype.from_dict(best["genotype"])),
+            "reward": best["reward"], "evaluation": best["evaluation"]},
+        "strategy": cfg.strategy, "strategy_options": cfg.strategy_options, "budget": cfg.budget,
+        "evaluations": len(history), "scored": scored,
+        "cached": sum(r["cached"] for r in history),
+        "rejected": sum(r["rejected"] is not None for r in history),
+        "wall_time_s": round(wall_time, 3), "supernet": cfg.supernet, "history": history,
+    }
+    if is_main:
+        write_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
+        plot_history(history, out / PLOT_FILE, f"{cfg.strategy}: best {summary['best']['reward']:.4f}"
+                     if best else cfg.strategy)
+        log.info("done: %s (best reward %s)", out / SUMMARY_FILE, best and round(best["reward"], 4))
+    return summary

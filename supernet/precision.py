@@ -1,0 +1,24 @@
+"""Numerics shared by every training loop: the mixed-precision switch and the non-finite loss stop."""
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import torch
+
+from .config import ConfigError
+
+
+def mixed_precision(amp: str, device: torch.device):
+    """(autocast context factory, GradScaler) for amp in bf16 | fp16 | off."""
+    if amp == "fp16" and device.type != "cuda":
+        raise ConfigError("amp=fp16 needs CUDA; use amp=bf16 or amp=off on CPU")
+    if amp == "off":
+        return contextlib.nullcontext, torch.amp.GradScaler(device.type, enabled=False)
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    autocast = functools.partial(torch.autocast, device.type, dtype=dtype)
+    return autocast, torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+
+
+class NonFiniteLossError(ValueError):
+    """The training loss became NaN or infinite."""

@@ -1,0 +1,102 @@
+"""nas-search end to end on a supernet trained briefly on digits: outputs, resume, errors, search quality."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search.cli import main
+from search.strategy import names
+from supernet.checkpoint import load_checkpoint
+from supernet.train import main as train_main
+
+ROOT = Path(__file__).resolve().parents[1]
+# a small darts-space supernet, 2 epochs of 16 steps on digits
+TINY_SUPERNET = ["space=darts", "C=4", "layers=3", "epochs=2", "batch_size=64", "amp=off", "workers=0",
+                 "val_fraction=0.2", "eval_subnets=1", "eval_batches=1"]
+SMALL = {"evolution": "{population_size: 8, sample_size: 3}", "evo_nas": "{population_size: 8, sample_size: 3}"}
+
+
+@pytest.fixture(scope="module")
+def supernet(tmp_path_factory):
+    out = tmp_path_factory.mktemp("supernet")
+    train_main(["--out", str(out), *TINY_SUPERNET])
+    return out
+
+
+def search(out, supernet, strategy, budget, *overrides):
+    options = [f"strategy_options={SMALL[strategy]}"] if strategy in SMALL else []
+    main(["--out", str(out), f"supernet={supernet}", f"strategy={strategy}", f"budget={budget}", "ask_size=4",
+          "calibration_batches=2", "eval_batches=2", "workers=0", *options, *overrides])
+    return json.loads((out / "search.json").read_text())
+
+
+def test_run_directory(supernet, tmp_path):
+    summary = search(tmp_path, supernet, "evo_nas", 10)
+    history = summary["history"]
+    assert summary["strategy"] == "evo_nas" and summary["budget"] == summary["evaluations"] == 10
+    assert [r["evaluation"] for r in history] == list(range(1, 11))
+    lines = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert lines == history
+    best = max(history, key=lambda r: r["reward"])
+    assert summary["best"]["reward"] == best["reward"] and summary["best"]["genotype"] == best["genotype"]
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in history)
+    for name in ("search.png", "metrics.jsonl", "config.yaml", "checkpoint.pt"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert any((tmp_path / "tb").iterdir())
+
+
+@pytest.mark.parametrize("strategy", ["rl", "evo_nas"])
+def test_stopped_and_resumed_search_equals_the_uninterrupted_one(supernet, tmp_path, strategy):
+    whole = search(tmp_path / "whole", supernet, strategy, 12)
+    search(tmp_path / "parts", supernet, strategy, 4)
+    parts = search(tmp_path / "parts", supernet, strategy, 12)   # budget may grow on resume
+    keep = ("genotype", "reward", "round", "cached")
+    assert [{k: r[k] for k in keep} for r in parts["history"]] == [{k: r[k] for k in keep} for r in whole["history"]]
+    state = load_checkpoint(tmp_path / "parts")
+    assert len(state["history"]) == 12
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["strategy=annealing"], "unknown strategy 'annealing'"),
+    (["strategy=evolution", "strategy_options={populaton_size: 3}"], "no option 'populaton_size'"),
+    (["budgte=3"], "unknown config key 'budgte'"),
+])
+def test_user_errors_are_one_line(supernet, tmp_path, capsys, overrides, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path), f"supernet={supernet}", *overrides])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_missing_supernet_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "s"), f"supernet={tmp_path / 'nothing'}"])
+    assert "is not a supernet-train run directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_each_strategy_beats_the_mean_of_random_genotypes(supernet, tmp_path):
+    budget = 24
+    random_rewards = [r["reward"] for r in search(tmp_path / "random", supernet, "random", budget)["history"]]
+    baseline = float(np.mean(random_rewards))
+    for strategy in names():
+        best = search(tmp_path / strategy, supernet, strategy, budget)["best"]["reward"]
+        assert best > baseline, (strategy, best, baseline)
+
+
+@pytest.mark.slow
+def test_search_on_two_processes_equals_one(supernet, tmp_path):
+    one = search(tmp_path / "one", supernet, "evo_nas", 8)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "search",
+           "--out", str(tmp_path / "two"), f"supernet={supernet}", "strategy=evo_nas", "budget=8", "ask_size=4",
+           "calibration_batches=2", "eval_batches=2", f"strategy_options={SMALL['evo_nas']}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, timeout=600)
+    two = json.loads((tmp_path / "two" / "search.json").read_text())
+    keep = ("genotype", "reward", "cached")
+    assert [{k: r[k] for k in keep} for r in two["history"]] == [{k: r[k] for k in keep} for r in one["history"]]

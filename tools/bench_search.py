@@ -1,0 +1,98 @@
+"""Cost of scoring a candidate with the shared-weight evaluator, against the compute it must do.
+
+For each of `--genotypes` random genotypes, interleaved:
+- evaluation: `Evaluator.record(g)` uncached: subnet selection (`supernet.subnet(g)`),
+  BN recalibration on the calibration batches, validation accuracy;
+- plain forwards: `subnet(g)` (built beforehand, eval mode, no grad) run over the
+  same calibration and validation images.
+eval_overhead_ratio is the median of evaluation time / plain forward time (goal
+<= 1.2); evaluations_per_s is 1 / the median evaluation time. The supernet is
+an untrained one of the given size (timing does not depend on its weights),
+and the images are digits (8x8) or random ones of `--image-size`.
+
+    python tools/bench_search.py --json bench_search.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from search.evaluator import Evaluator, take_batches
+from supernet.data import make_loaders, set_epoch
+from supernet.model import SuperNet
+from supernet.space import get_space
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--json", required=True, help="file to write the results to")
+    p.add_argument("--space", default="nasnet", choices=("nasnet", "darts"))
+    p.add_argument("--C", type=int, default=8)
+    p.add_argument("--layers", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--calibration-batches", type=int, default=5)
+    p.add_argument("--eval-batches", type=int, default=None, help="validation batches (default: all 359 images)")
+    p.add_argument("--genotypes", type=int, default=8)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+@torch.no_grad()
+def plain_forwards(net, batches) -> None:
+    for x, _ in batches:
+        net(x)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    space = get_space(args.space)
+    data = make_loaders("digits", "data", args.batch_size, val_fraction=0.2, workers=0)
+    set_epoch(data.train, 0)
+    calibration = take_batches(data.train, args.calibration_batches, device)
+    validation = take_batches(data.val, args.eval_batches, device)
+    net = SuperNet(space, C=args.C, layers=args.layers, num_classes=10, in_channels=1).to(device).eval()
+    evaluator = Evaluator(net, calibration, validation)
+    genotypes = [space.sample(args.seed + k) for k in range(args.genotypes + 1)]
+    evaluator.record(genotypes[-1])     # warm-up
+    evals, forwards, ratios = [], [], []
+    for g in genotypes[:-1]:
+        subnet = net.subnet(g).eval()
+        plain_forwards(subnet, calibration[:1])   # warm-up of this subnet's kernels
+        t_plain = timed(plain_forwards, subnet, calibration + validation)
+        t_eval = timed(evaluator.record, g)
+        evals.append(t_eval)
+        forwards.append(t_plain)
+        ratios.append(t_eval / t_plain)
+    result = {
+        "space": args.space, "C": args.C, "layers": args.layers, "device": str(device),
+        "threads": torch.get_num_threads(), "genotypes": args.genotypes,
+        "calibration_images": sum(len(y) for _, y in calibration),
+        "validation_images": sum(len(y) for _, y in validation),
+        "evaluations_per_s": round(1 / statistics.median(evals), 3),
+        "median_evaluation_s": round(statistics.median(evals), 4),
+        "median_plain_forward_s": round(statistics.median(forwards), 4),
+        "eval_overhead_ratio": round(statistics.median(ratios), 3),
+        "ratios": [round(r, 3) for r in ratios],
+    }
+    with open(args.json, "w") as f:
+        json.dump(result, f, indent=1)
+    print(json.dumps({k: v for k, v in result.items() if k != "ratios"}))
+
+
+if __name__ == "__main__":
+    main()
