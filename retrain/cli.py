@@ -97,4 +97,4 @@ def main(argv=None):
         return describe(argv[1:])
     if argv and argv[0] == "scale":
         return scale_to_budget(argv[1:])
-    return train_from_argv(argv)
+    train_from_argv(argv)

@@ -41,5 +41,8 @@ def resolve_genotype(spec: str) -> tuple[Genotype, str]:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError:
-        return Genotype.parse(path.read_text()), "darts"
+        try:
+            return Genotype.parse(path.read_text()), "darts"
+        except GenotypeError as e:
+            raise GenotypeError(f"{path} holds no genotype: {e}") from None
     return _from_record(data, str(path)), "darts"

@@ -29,7 +29,7 @@ from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
-from supernet.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from supernet.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from supernet.config import ConfigError, load_config, to_dict
 from supernet.data import make_loaders, set_epoch
 from supernet.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
@@ -137,6 +137,12 @@ class Retrainer:
         state = load_checkpoint(self.out, map_location=self.dist.device)
         if state is None:
             return False
+        saved, spec = state["spec"], self.spec.to_dict()
+        changed = [k if k == "genotype" else f"{k}: {saved.get(k)!r} -> {v!r}"
+                   for k, v in spec.items() if saved.get(k) != v]
+        if changed:   # a checkpoint copied from another run: no weights of another shape are loaded
+            raise CheckpointError(f"the checkpoint in {self.out} is of another network ({'; '.join(changed)}); "
+                                  "re-run with its settings to resume, or pick a new --out")
         self.net.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])

@@ -8,16 +8,20 @@ The supernet, its dataset and its validation split come from the supernet run
 directory. Discrete strategies (random, evolution, rl, evo_nas) run the
 ask/evaluate/tell loop of search.loop; the relaxed ones (gdas, darts,
 sparsemax, entmax) hand over to search.differentiable, and the genotype they
-derive is then scored by the same evaluator. Re-running resumes.
+derive is then scored by the same evaluator. Re-running resumes. A list of
+strategies (`strategy=[random,evo_nas,gdas]`) runs one search each in
+DIR/<strategy>/ and compares them (search.compare).
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from pathlib import Path
 
 import yaml
 
+from supernet.checkpoint import CheckpointError
 from supernet.cli import command
 from supernet.config import CONFIG_FILE, load_config
 from supernet.data import make_loaders, set_epoch
@@ -26,6 +30,7 @@ from supernet.genotype import Genotype
 from supernet.precision import mixed_precision
 from supernet.train import load_supernet
 
+from .compare import strategy_runs, write_comparison
 from .config import SearchConfig
 from .constraints import Constraints
 from .evaluator import Evaluator, take_batches
@@ -42,6 +47,16 @@ def supernet_settings(run_dir) -> dict:
         raise FileNotFoundError(f"{run_dir} is not a supernet-train run directory (no {CONFIG_FILE}); "
                                 f"train one with supernet-train --out {run_dir}")
     return yaml.safe_load(path.read_text())
+
+
+def check_supernet(net, trained: dict, run_dir):
+    """The checkpoint must hold the supernet that the run directory's config describes."""
+    found = {"space": net.space.name, "C": net.config["C"], "layers": net.config["layers"]}
+    changed = [f"{k} {trained.get(k)!r} in {CONFIG_FILE}, {v!r} in the checkpoint" for k, v in found.items()
+               if trained.get(k) != v]
+    if changed:
+        raise CheckpointError(f"the checkpoint in {run_dir} is not the supernet its {CONFIG_FILE} describes "
+                              f"({'; '.join(changed)})")
 
 
 def loaders(cfg: SearchConfig, trained: dict, rank: int = 0, world_size: int = 1):
@@ -73,6 +88,7 @@ def search(cfg: SearchConfig, out) -> dict:
     try:
         trained = supernet_settings(cfg.supernet)
         net = load_supernet(cfg.supernet).to(dist.device).eval()
+        check_supernet(net, trained, cfg.supernet)
         evaluator = build_evaluator(cfg, net, loaders(cfg, trained), dist.device)
         if cfg.relaxed:
             return relaxed_search(cfg, net, trained, evaluator, out, dist)
@@ -87,7 +103,8 @@ def relaxed_search(cfg: SearchConfig, net, trained: dict, evaluator: Evaluator, 
 
     if cfg.strategy_options:
         raise ValueError(f"strategy {cfg.strategy!r} takes its settings as config keys, not strategy_options")
-    result = run(cfg, net, loaders(cfg, trained, dist.rank, dist.world_size), out)
+    # the search trains a copy: the derived genotype is scored on the supernet's weights, as the discrete ones are
+    result = run(cfg, copy.deepcopy(net), loaders(cfg, trained, dist.rank, dist.world_size), out)
     genotype = Genotype.from_dict(result["genotype"])
     record = evaluator.record(genotype)
     summary = {"best": {"genotype": genotype.to_dict(), "genotype_str": str(genotype), "reward": record["reward"]},
@@ -98,10 +115,18 @@ def relaxed_search(cfg: SearchConfig, net, trained: dict, evaluator: Evaluator, 
     return summary
 
 
+def run(cfg: SearchConfig, out) -> dict | None:
+    """One search in `out` (its summary), or one per strategy of a list and their comparison (None
+    while a relaxed one is unfinished)."""
+    if not isinstance(cfg.strategy, list):
+        return search(cfg, out)
+    return write_comparison(cfg, [(one, search(one, run_dir)) for one, run_dir in strategy_runs(cfg, out)], out)
+
+
 @command
 def main(argv=None):
     cfg, out = load_config(SearchConfig, argv, description="Search a trained supernet for the best cells.")
-    search(cfg, out)
+    run(cfg, out)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ class SearchConfig:
     RERUN_FREE_KEYS: ClassVar[tuple] = ("workers", "log_every", "budget", "max_steps")
 
     supernet: str = ""                   # the supernet-train run directory
-    strategy: str = "evo_nas"            # random | evolution | rl | evo_nas | gdas | darts | sparsemax | entmax
-    strategy_options: dict = field(default_factory=dict)   # e.g. {population_size: 20, sample_size: 5}
+    strategy: str | list[str] = "evo_nas"  # random | evolution | rl | evo_nas | gdas | darts | sparsemax | entmax;
+    #                                      a list: one search per strategy and their comparison (search.compare)
+    strategy_options: dict = field(default_factory=dict)   # e.g. {population_size: 20, sample_size: 5};
+    #                                      with a list of strategies: strategy -> its options
     budget: int = 200                    # evaluations (discrete strategies)
     ask_size: int = 10                   # genotypes per ask (one round)
     seed: int = 0
@@ -57,12 +59,26 @@ class SearchConfig:
         for key in ("budget", "ask_size", "batch_size", "calibration_batches", "log_every", "epochs"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
-        if not self.relaxed and self.strategy not in names():
-            from .differentiable import STRATEGIES
-            raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of "
-                              f"{', '.join(names() + list(STRATEGIES))}")
+        if not self.strategies or len(set(self.strategies)) != len(self.strategies):
+            raise ConfigError(f"strategy must be one name or a list of distinct names, got {self.strategy!r}")
+        for name in self.strategies:
+            if name not in names():
+                from .differentiable import STRATEGIES
+                if name not in STRATEGIES:
+                    raise ConfigError(f"unknown strategy {name!r}; choose one of "
+                                      f"{', '.join(names() + list(STRATEGIES))}")
         if not isinstance(self.strategy_options, dict):
             raise ConfigError(f"strategy_options must be a mapping of option: value, got {self.strategy_options!r}")
+        if isinstance(self.strategy, list):
+            for name, options in self.strategy_options.items():
+                if name not in self.strategy or not isinstance(options, dict):
+                    raise ConfigError("with a list of strategies, strategy_options maps a listed strategy to its "
+                                      f"options ({{evolution: {{population_size: 20}}}}), got {name!r}: {options!r}")
+
+    @property
+    def strategies(self) -> list[str]:
+        """The strategies to run: `strategy` itself, or its list."""
+        return list(self.strategy) if isinstance(self.strategy, list) else [self.strategy]
 
     @property
     def relaxed(self) -> bool:

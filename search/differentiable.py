@@ -10,8 +10,9 @@ a seeded generator, at a temperature annealed linearly per epoch.
 Under torchrun every rank holds the same logits and the same Gumbel stream,
 so all ranks run the same weights; the gradients of the supernet and of the
 logits are both averaged over ranks. The search trains the supernet given in
-place, starting from its weights (warm_start) or from a fresh initialisation, so
-that the derived genotype is then scored on the weights it was searched with.
+place, starting from its weights (warm_start) or from a fresh initialisation;
+`nas-search` hands it a copy, so that the derived genotype is scored on the
+supernet's own weights, the scale of every other strategy.
 Re-running on the same run
 directory resumes from its checkpoint (supernet, logits, both optimizers,
 scheduler, scaler, RNG and Gumbel states, step).

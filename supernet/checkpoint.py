@@ -6,15 +6,17 @@
 A checkpoint holds only tensors and primitive containers, so it loads with
 `torch.load(weights_only=True)`. The file is written to a temporary file in the
 same folder, fsynced and renamed over `checkpoint.pt`; the one it replaces is
-kept as `checkpoint.prev.pt`. Loading verifies the zip records' CRCs (torch.load
+kept as `checkpoint.prev.pt`, unless it is damaged (a run that resumed from the
+previous one keeps that one). Loading verifies the zip records' CRCs (torch.load
 alone does not notice flipped bytes) and falls back to the previous checkpoint
-when the newest is truncated or corrupt.
+when the newest is truncated, corrupt or holds more than tensors.
 """
 from __future__ import annotations
 
 import logging
 import os
 import random
+import re
 import zipfile
 from pathlib import Path
 
@@ -47,19 +49,40 @@ def save_checkpoint(run_dir, state: dict) -> Path:
         torch.save(state, f)
         f.flush()
         os.fsync(f.fileno())
-    if latest.exists():
+    if latest.exists() and _intact(latest):
         os.replace(latest, run_dir / PREVIOUS)
     os.replace(tmp, latest)
     _fsync_dir(run_dir)
     return latest
 
 
-def _read(path: Path, map_location) -> dict:
+def _verify(path: Path):
     with zipfile.ZipFile(path) as z:
         bad = z.testzip()
     if bad is not None:
         raise CheckpointError(f"record {bad} fails its CRC check")
+
+
+def _intact(path: Path) -> bool:
+    try:
+        _verify(path)
+    except Exception:  # noqa: BLE001 - truncated or corrupt, whichever way it shows
+        return False
+    return True
+
+
+def _read(path: Path, map_location) -> dict:
+    _verify(path)
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _reason(e: Exception) -> str:
+    """Why a checkpoint is unreadable, in one line (torch's weights_only refusal is a page of advice)."""
+    text = str(e)
+    refused = re.search(r"WeightsUnpickler error: (.*?)(?:\. |\.?$)", text, re.MULTILINE)
+    if refused:
+        return f"it holds more than tensors and plain containers ({refused[1]}), refused by weights_only=True"
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def load_checkpoint(run_dir, map_location="cpu") -> dict | None:
@@ -72,8 +95,8 @@ def load_checkpoint(run_dir, map_location="cpu") -> dict | None:
         try:
             state = _read(path, map_location)
         except Exception as e:  # noqa: BLE001 - truncated, corrupt or foreign: any way a file can be unreadable
-            failures.append(f"{path.name}: {type(e).__name__}: {e}")
-            log.warning("checkpoint %s is unreadable (%s: %s)", path, type(e).__name__, e)
+            failures.append(f"{path.name}: {_reason(e)}")
+            log.warning("checkpoint %s is unreadable (%s)", path, _reason(e))
             continue
         if failures:
             log.warning("resuming from the previous checkpoint %s", path)

@@ -1,12 +1,13 @@
 """Run configuration: one dataclass per command, read from YAML plus `key=value` overrides.
 
-    cfg, out = load_config(TrainConfig, ["--config", "configs/digits.yaml", "--out", "runs/a", "lr=0.1"])
+    cfg, out = load_config(TrainConfig, ["--config", "configs/digits_supernet.yaml", "--out", "runs/a", "lr=0.1"])
 
 Keys are checked strictly (a typo is an error naming the key and the closest
 valid one), values are checked against the field types, and the resolved
 config is written to `out/config.yaml`. Re-running on a run directory whose
 config differs (other than in the class's `RERUN_FREE_KEYS`) is an error, so a
-resumed run always continues the run it claims to.
+resumed run always continues the run it claims to; a directory holding nothing
+but its config.yaml (a run that failed while setting up) takes the new config.
 """
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def _read_yaml(path: Path) -> dict:
+def read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     try:
@@ -134,7 +135,7 @@ def load_config(cls, argv=None, description: str | None = None):
     parser.add_argument("--out", type=Path, required=True, help="run directory (created; re-run to resume)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="settings that override the file")
     args = parser.parse_intermixed_args(argv)
-    values = _read_yaml(args.config) if args.config else {}
+    values = read_yaml(args.config) if args.config else {}
     check_keys(cls, values, str(args.config))
     overrides = {}
     for item in args.overrides:
@@ -152,9 +153,9 @@ def load_config(cls, argv=None, description: str | None = None):
 
 def _check_run_dir(cfg, out: Path):
     saved_path = out / CONFIG_FILE
-    if not saved_path.is_file():
-        return
-    saved = _read_yaml(saved_path)
+    if not saved_path.is_file() or not any(p.name != CONFIG_FILE for p in out.iterdir()):
+        return   # no run there, or one that failed before writing anything but its config: nothing to continue
+    saved = read_yaml(saved_path)
     free = getattr(cfg, "RERUN_FREE_KEYS", ())
     changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in to_dict(cfg).items()
                if k not in free and saved.get(k) != v]

@@ -28,6 +28,9 @@ class Cell(nn.Module):
         if spec.reduction and min(concat) < 2:
             raise GenotypeError(f"a reduction cell cannot concatenate its inputs (larger than its output), "
                                 f"got reduce_concat={list(concat)}")
+        unknown = [op for op, _ in pairs if op not in OPS]
+        if unknown:
+            raise GenotypeError(f"op {unknown[0]!r} is not a DARTS-convention op (ops: {', '.join(OPS)})")
         self.reduction = spec.reduction
         self.preprocess0, self.preprocess1 = preprocess(C_pp, C_p, spec, affine)
         self.ops = nn.ModuleList(OPS[op](spec.C, op_stride(spec, j), affine) for op, j in pairs)

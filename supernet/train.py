@@ -1,7 +1,7 @@
 """Supernet training: uniform single-path sampling, one architecture per step on every rank.
 
-    python -m supernet.train --config configs/digits.yaml --out runs/digits [key=value ...]
-    torchrun --nproc_per_node=2 -m supernet.train --config configs/digits.yaml --out runs/digits
+    python -m supernet.train --config configs/digits_supernet.yaml --out runs/supernet [key=value ...]
+    torchrun --nproc_per_node=2 -m supernet.train --config configs/digits_supernet.yaml --out runs/supernet
 
 Each step samples a genotype uniformly from the space (from a generator seeded
 by (seed, step), so every rank draws the same one), trains that path with SGD,
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_all, set_rng_state
+from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, seed_all, set_rng_state
 from .cli import command
 from .config import ConfigError, load_config, to_dict
 from .data import make_loaders, set_epoch
@@ -179,6 +179,11 @@ class Trainer:
         state = load_checkpoint(self.out)
         if state is None:
             return False
+        changed = [f"{k}: {v!r} -> {self.model_args.get(k)!r}" for k, v in state["model_args"].items()
+                   if self.model_args.get(k) != v]
+        if changed:   # a checkpoint copied from another run: no weights of another shape are loaded
+            raise CheckpointError(f"the checkpoint in {self.out} is of another supernet ({'; '.join(changed)}); "
+                                  "re-run with its settings to resume, or pick a new --out")
         self.net.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])

@@ -72,6 +72,7 @@ def test_missing_config_file_and_missing_out(tmp_path, capsys):
 def test_rerun_with_other_settings_is_refused_except_free_keys(tmp_path):
     out = str(tmp_path / "run")
     load_config(Cfg, ["--out", out, "lr=0.5"])
+    (tmp_path / "run" / "metrics.jsonl").touch()   # the run started
     with pytest.raises(ConfigError, match=r"lr: 0.5 -> 0.1"):
         load_config(Cfg, ["--out", out])
     cfg, _ = load_config(Cfg, ["--out", out, "lr=0.5", "workers=0"])

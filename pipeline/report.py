@@ -1,0 +1,112 @@
+"""What the pipeline shows at the end, from the stages' final JSONs: a summary table (printed, and in
+DIR/report/summary.md), DIR/report/summary.json, the chosen cells drawn (normal.png, reduce.png)
+and the search curve (search.png: the search's own plot or the comparison's; a relaxed search,
+which draws none, gets its accuracies during the search and its derived cell's reward).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from search.compare import PLOT_FILE as COMPARISON_PLOT
+from search.compare import comparison_table, markdown_table
+from search.loop import PLOT_FILE as SEARCH_PLOT
+from search.loop import write_atomic
+from supernet.genotype import Genotype
+from supernet.metrics import read_metrics
+
+from .draw import save_cell
+from .stages import final_json
+
+REPORT_DIR = "report"
+SUMMARY_JSON, SUMMARY_MD, CURVE = "summary.json", "summary.md", "search.png"
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def gather(out: Path, configs: dict) -> dict:
+    """The headline figures of the three finished stages."""
+    supernet = _read(final_json("supernet", configs["supernet"], out / "supernet"))
+    found = _read(final_json("search", configs["search"], out / "search"))
+    retrained = _read(final_json("retrain", configs["retrain"], out / "retrain"))
+    compared = isinstance(configs["search"].strategy, list)
+    if compared:
+        strategy, search_time = found["best"]["strategy"], found["wall_time_s"]
+    else:
+        strategy = found["strategy"]
+        search_time = found["result"]["wall_time_s"] if configs["search"].relaxed else found["wall_time_s"]
+    return {
+        "dataset": supernet["dataset"], "space": supernet["space"], "strategy": strategy,
+        "genotype": retrained["genotype"], "genotype_str": str(Genotype.from_dict(retrained["genotype"])),
+        "reward": found["best"]["reward"],   # the cells' validation accuracy on the supernet's shared weights
+        "supernet_val_acc_mean": supernet["val_acc_mean"], "supernet_eval_subnets": len(supernet["val_acc"] or []),
+        "params": retrained["params"], "macs": retrained["macs"],
+        "test_acc": retrained["test_acc"], "test_top5": retrained["test_top5"],
+        "time_s": {"supernet": supernet["wall_time_s"], "search": search_time, "retrain": retrained["wall_time_s"]},
+        "strategies": found["strategies"] if compared else None,
+    }
+
+
+def summary_table(s: dict) -> str:
+    t = s["time_s"]
+    rows = [
+        ["supernet", f"mean validation accuracy of {s['supernet_eval_subnets']} random subnets",
+         _fmt(s["supernet_val_acc_mean"])],
+        ["search", "strategy", s["strategy"]],
+        ["search", "reward: validation accuracy of the chosen cells on shared weights", _fmt(s["reward"])],
+        ["retrain", "parameters", f"{s['params']:,}"],
+        ["retrain", "mult-adds", f"{s['macs']:,}"],
+        ["retrain", "test accuracy (top-1 / top-5)", f"{_fmt(s['test_acc'])} / {_fmt(s['test_top5'])}"],
+        ["time", "supernet / search / retrain (s)", f"{t['supernet']:.1f} / {t['search']:.1f} / {t['retrain']:.1f}"],
+    ]
+    return markdown_table(["stage", "figure", "value"], rows)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def plot_relaxed_curve(search_dir: Path, reward: float, path: Path, title: str) -> None:
+    """The training and validation accuracy of the relaxed supernet during the search."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [r for r in read_metrics(search_dir) if "val/acc" in r]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("train/acc", "training batches"), ("val/acc", "validation batches")):
+        ax.plot([r["step"] for r in records], [r[key] for r in records], label=f"relaxed supernet, {label}")
+    ax.axhline(reward, color="C2", linestyle="--", label=f"derived cell's reward {reward:.4f}")
+    ax.set(xlabel="search steps", ylabel="accuracy", title=title)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(out: Path, configs: dict) -> dict:
+    """Write DIR/report/ and return the summary that summary.json holds."""
+    summary = gather(out, configs)
+    report = out / REPORT_DIR
+    report.mkdir(parents=True, exist_ok=True)
+    genotype = Genotype.from_dict(summary["genotype"])
+    save_cell(genotype, False, report / "normal.png")
+    save_cell(genotype, True, report / "reduce.png")
+    search_dir, search_cfg = out / "search", configs["search"]
+    if isinstance(search_cfg.strategy, list):
+        shutil.copyfile(search_dir / COMPARISON_PLOT, report / CURVE)
+    elif search_cfg.relaxed:
+        plot_relaxed_curve(search_dir, summary["reward"], report / CURVE, f"{search_cfg.strategy} search")
+    else:
+        shutil.copyfile(search_dir / SEARCH_PLOT, report / CURVE)
+    write_atomic(report / SUMMARY_JSON, json.dumps(summary, indent=1) + "\n")
+    strategies = summary["strategies"]
+    write_atomic(report / SUMMARY_MD, "\n".join([
+        f"# NAS pipeline: {summary['dataset']}, {summary['space']} space\n", summary_table(summary),
+        f"Chosen cells ({summary['strategy']}): `{summary['genotype_str']}`\n",
+        "![normal cell](normal.png)\n", "![reduction cell](reduce.png)\n", f"![search]({CURVE})\n",
+        *(["## Strategies compared\n", comparison_table(strategies)] if strategies else [])]))
+    return summary
