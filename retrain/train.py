@@ -29,10 +29,10 @@ from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
-from supernet.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from supernet.checkpoint import check_same_network, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from supernet.config import ConfigError, load_config, to_dict
 from supernet.data import make_loaders, set_epoch
-from supernet.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
+from supernet.distributed import Dist, all_reduce_sum, barrier, run_unless_finished
 from supernet.metrics import MetricsLog, Progress
 from supernet.precision import NonFiniteLossError, mixed_precision
 
@@ -137,12 +137,7 @@ class Retrainer:
         state = load_checkpoint(self.out, map_location=self.dist.device)
         if state is None:
             return False
-        saved, spec = state["spec"], self.spec.to_dict()
-        changed = [k if k == "genotype" else f"{k}: {saved.get(k)!r} -> {v!r}"
-                   for k, v in spec.items() if saved.get(k) != v]
-        if changed:   # a checkpoint copied from another run: no weights of another shape are loaded
-            raise CheckpointError(f"the checkpoint in {self.out} is of another network ({'; '.join(changed)}); "
-                                  "re-run with its settings to resume, or pick a new --out")
+        check_same_network(state["spec"], self.spec.to_dict(), self.out, "network")
         self.net.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
@@ -276,15 +271,7 @@ class Retrainer:
 
 def retrain(cfg: RetrainConfig, out) -> dict | None:
     """Train (or resume, or do nothing if finished) the run in `out`; the summary, None if stopped early."""
-    summary_path = Path(out) / SUMMARY_FILE
-    if summary_path.exists():
-        log.info("%s is finished; nothing to do", out)
-        return json.loads(summary_path.read_text())
-    dist = init_distributed(cfg.device)
-    try:
-        return Retrainer(cfg, out, dist).run()
-    finally:
-        shutdown()
+    return run_unless_finished(out, SUMMARY_FILE, cfg.device, lambda dist: Retrainer(cfg, out, dist))
 
 
 def train_from_argv(argv=None):

@@ -31,7 +31,7 @@ from timm.scheduler import create_scheduler_v2
 
 from supernet.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from supernet.config import to_dict
-from supernet.data import set_epoch
+from supernet.data import resume_epoch
 from supernet.distributed import all_reduce_sum, average_gradients, barrier, broadcast_parameters, init_distributed
 from supernet.metrics import MetricsLog, Progress
 from supernet.precision import NonFiniteLossError, mixed_precision
@@ -182,10 +182,7 @@ class BilevelSearch:
     def run_epoch(self, metrics: MetricsLog, progress: Progress):
         cfg, device = self.cfg, self.dist.device
         epoch, done = divmod(self.step, self.steps_per_epoch)
-        set_epoch(self.data.train, epoch)
-        batches = iter(self.data.train)
-        for _ in range(done):   # a resumed epoch: replay the loader to where the checkpoint was
-            next(batches)
+        batches = resume_epoch(self.data.train, epoch, done)
         if self.rng is not None:
             set_rng_state(self.rng)
             self.rng = None

@@ -107,6 +107,16 @@ def load_checkpoint(run_dir, map_location="cpu") -> dict | None:
     return None
 
 
+def check_same_network(saved: dict, current: dict, run_dir, what: str):
+    """Refuse, in one line and before any weights load, a checkpoint whose network description
+    `saved` differs from the run's `current` one (a checkpoint copied from another run)."""
+    changed = [k if len(repr(v)) > 40 else f"{k}: {saved.get(k)!r} -> {v!r}"
+               for k, v in current.items() if saved.get(k) != v]
+    if changed:
+        raise CheckpointError(f"the checkpoint in {run_dir} is of another {what} ({'; '.join(changed)}); "
+                              "re-run with its settings to resume, or pick a new --out")
+
+
 def seed_all(seed: int):
     """Seed the global RNGs (torch, numpy, Python random), as a fresh run starts."""
     torch.manual_seed(seed)

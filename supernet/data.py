@@ -97,6 +97,16 @@ def set_epoch(loader: DataLoader, epoch: int):
     loader.generator.manual_seed(_seed(loader.sampler.seed, epoch, 1))
 
 
+def resume_epoch(loader: DataLoader, epoch: int, done: int):
+    """An iterator over the batches of `epoch` from batch `done` on: the loader is replayed past the
+    first `done`, so that a resumed epoch sees the batches (and augmentations) it would have seen."""
+    set_epoch(loader, epoch)
+    batches = iter(loader)
+    for _ in range(done):
+        next(batches)
+    return batches
+
+
 class Cutout:
     """Zero one random `length` x `length` square (clipped at the borders) of a CxHxW tensor."""
 

@@ -9,9 +9,11 @@ step, so every rank has gradients for the same parameters, in the same order;
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -124,3 +126,17 @@ def average_gradients(params, bucket_bytes: int = BUCKET_BYTES):
         for g in bucket:
             g.copy_(flat[offset:offset + g.numel()].view_as(g))
             offset += g.numel()
+
+
+def run_unless_finished(out, summary_file: str, device: str, make_runner):
+    """The summary of the finished run in `out` (its `summary_file`, nothing re-run), or else
+    `make_runner(dist).run()` inside a torch.distributed session (a single process without torchrun)."""
+    summary_path = Path(out) / summary_file
+    if summary_path.exists():
+        log.info("%s is finished; nothing to do", out)
+        return json.loads(summary_path.read_text())
+    dist = init_distributed(device)
+    try:
+        return make_runner(dist).run()
+    finally:
+        shutdown()

@@ -28,18 +28,17 @@ import torch.nn.functional as F
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 
-from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, seed_all, set_rng_state
+from .checkpoint import check_same_network, load_checkpoint, rng_state, save_checkpoint, seed_all, set_rng_state
 from .cli import command
 from .config import ConfigError, load_config, to_dict
-from .data import make_loaders, set_epoch
+from .data import make_loaders, resume_epoch
 from .distributed import (
     Dist,
     all_reduce_sum,
     average_gradients,
     barrier,
     broadcast_parameters,
-    init_distributed,
-    shutdown,
+    run_unless_finished,
 )
 from .evaluate import subnet_accuracies
 from .metrics import MetricsLog, Progress
@@ -179,11 +178,7 @@ class Trainer:
         state = load_checkpoint(self.out)
         if state is None:
             return False
-        changed = [f"{k}: {v!r} -> {self.model_args.get(k)!r}" for k, v in state["model_args"].items()
-                   if self.model_args.get(k) != v]
-        if changed:   # a checkpoint copied from another run: no weights of another shape are loaded
-            raise CheckpointError(f"the checkpoint in {self.out} is of another supernet ({'; '.join(changed)}); "
-                                  "re-run with its settings to resume, or pick a new --out")
+        check_same_network(state["model_args"], self.model_args, self.out, "supernet")
         self.net.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
@@ -241,10 +236,7 @@ class Trainer:
     def run_epoch(self, metrics: MetricsLog, progress: Progress):
         cfg = self.cfg
         epoch, done = divmod(self.step, self.steps_per_epoch)
-        set_epoch(self.data.train, epoch)
-        batches = iter(self.data.train)
-        for _ in range(done):   # a resumed epoch: replay the loader to where the checkpoint was
-            next(batches)
+        batches = resume_epoch(self.data.train, epoch, done)
         if self.rng is not None:
             set_rng_state(self.rng)
             self.rng = None
@@ -329,15 +321,7 @@ def _device_name(device: torch.device) -> str:
 
 def train(cfg: TrainConfig, out) -> dict | None:
     """Train (or resume, or do nothing if finished) the run in `out`; the summary, None if stopped early."""
-    summary_path = Path(out) / SUMMARY_FILE
-    if summary_path.exists():
-        log.info("%s is finished; nothing to do", out)
-        return json.loads(summary_path.read_text())
-    dist = init_distributed(cfg.device)
-    try:
-        return Trainer(cfg, out, dist).run()
-    finally:
-        shutdown()
+    return run_unless_finished(out, SUMMARY_FILE, cfg.device, lambda dist: Trainer(cfg, out, dist))
 
 
 @command
