@@ -12,7 +12,7 @@ from pathlib import Path
 from search.compare import PLOT_FILE as COMPARISON_PLOT
 from search.compare import comparison_table, markdown_table
 from search.loop import PLOT_FILE as SEARCH_PLOT
-from search.loop import write_atomic
+from supernet.files import write_atomic
 from supernet.genotype import Genotype
 from supernet.metrics import read_metrics
 

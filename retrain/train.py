@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from supernet.checkpoint import check_same_network, load_checkpoint, rng_state, 
 from supernet.config import ConfigError, load_config, to_dict
 from supernet.data import make_loaders, set_epoch
 from supernet.distributed import Dist, all_reduce_sum, barrier, run_unless_finished
+from supernet.files import write_atomic
 from supernet.metrics import MetricsLog, Progress
 from supernet.precision import NonFiniteLossError, mixed_precision
 
@@ -262,9 +262,7 @@ class Retrainer:
             "device": torch.cuda.get_device_name(self.dist.device) if self.dist.device.type == "cuda" else "cpu",
         }
         if self.dist.is_main:
-            tmp = self.out / (SUMMARY_FILE + ".tmp")
-            tmp.write_text(json.dumps(summary, indent=2) + "\n")
-            os.replace(tmp, self.out / SUMMARY_FILE)
+            write_atomic(self.out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
             log.info("done: test accuracy %.4f; %s", summary["test_acc"], self.out / SUMMARY_FILE)
         return summary
 

@@ -26,6 +26,7 @@ from supernet.cli import command
 from supernet.config import CONFIG_FILE, load_config
 from supernet.data import make_loaders, set_epoch
 from supernet.distributed import init_distributed, shutdown
+from supernet.files import write_atomic
 from supernet.genotype import Genotype
 from supernet.precision import mixed_precision
 from supernet.train import load_supernet
@@ -34,7 +35,7 @@ from .compare import strategy_runs, write_comparison
 from .config import SearchConfig
 from .constraints import Constraints
 from .evaluator import Evaluator, take_batches
-from .loop import SUMMARY_FILE, run_search, write_atomic
+from .loop import SUMMARY_FILE, run_search
 from .strategy import create_strategy
 
 log = logging.getLogger(__name__)

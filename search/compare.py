@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from supernet.config import save_config
+from supernet.files import write_atomic
 
 from .config import SearchConfig
-from .loop import SUMMARY_FILE, write_atomic
+from .loop import SUMMARY_FILE
 
 log = logging.getLogger(__name__)
 

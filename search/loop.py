@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 from supernet.checkpoint import load_checkpoint, save_checkpoint
 from supernet.config import to_dict
 from supernet.distributed import barrier
+from supernet.files import write_atomic
 from supernet.genotype import Genotype
 from supernet.metrics import MetricsLog
 
@@ -27,12 +27,6 @@ log = logging.getLogger(__name__)
 
 HISTORY_FILE, SUMMARY_FILE, PLOT_FILE = "history.jsonl", "search.json", "search.png"
 CACHED_FIELDS = ("reward", "accuracy", "rejected", "params", "macs", "seconds")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def best_record(history: list[dict]) -> dict | None:

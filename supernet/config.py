@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from .files import write_atomic
+
 CONFIG_FILE = "config.yaml"
 
 
@@ -169,7 +171,5 @@ def save_config(cfg, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path, text = out / CONFIG_FILE, yaml.safe_dump(to_dict(cfg), sort_keys=False)
     if not path.is_file() or path.read_text() != text:
-        tmp = path.with_suffix(".yaml.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_atomic(path, text)
     return path

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from datetime import timedelta
 from pathlib import Path
+
+from .files import write_atomic
 
 METRICS_FILE, TENSORBOARD_DIR = "metrics.jsonl", "tb"
 
@@ -40,9 +41,7 @@ class MetricsLog:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / METRICS_FILE
         kept = [r for r in read_metrics(run_dir) if r.get("step", 0) <= resume_step]
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, self.path)
+        write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         self.file = open(self.path, "a")  # noqa: SIM115 - appended to until close()
         self.writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=resume_step + 1)
 

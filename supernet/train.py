@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from .distributed import (
     run_unless_finished,
 )
 from .evaluate import subnet_accuracies
+from .files import write_atomic
 from .metrics import MetricsLog, Progress
 from .model import SuperNet
 from .precision import NonFiniteLossError, mixed_precision
@@ -304,9 +304,7 @@ class Trainer:
             "amp": cfg.amp, "space": cfg.space, "dataset": cfg.dataset,
         }
         if self.dist.is_main:
-            tmp = self.out / (SUMMARY_FILE + ".tmp")
-            tmp.write_text(json.dumps(summary, indent=2) + "\n")
-            os.replace(tmp, self.out / SUMMARY_FILE)
+            write_atomic(self.out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
             log.info("done: %s", self.out / SUMMARY_FILE)
         return summary
 
