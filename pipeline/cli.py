@@ -17,7 +17,7 @@ import logging
 import time
 from pathlib import Path
 
-from supernet.cli import command
+from supernet.runtime.cli import command
 
 from .config import STAGES, split_overrides, stage_files
 from .report import REPORT_DIR, SUMMARY_MD, summary_table, write_report

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from supernet.config import ConfigError, from_dict, read_yaml
+from supernet.runtime.config import ConfigError, from_dict, read_yaml
 
 STAGES = ("supernet", "search", "retrain")
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from search.compare import PLOT_FILE as COMPARISON_PLOT
 from search.compare import comparison_table, markdown_table
 from search.loop import PLOT_FILE as SEARCH_PLOT
-from supernet.files import write_atomic
 from supernet.genotype import Genotype
-from supernet.metrics import read_metrics
+from supernet.runtime.files import write_atomic, write_json
+from supernet.runtime.metrics import read_metrics
 
 from .draw import save_cell
 from .stages import final_json
@@ -102,7 +102,7 @@ def write_report(out: Path, configs: dict) -> dict:
         plot_relaxed_curve(search_dir, summary["reward"], report / CURVE, f"{search_cfg.strategy} search")
     else:
         shutil.copyfile(search_dir / SEARCH_PLOT, report / CURVE)
-    write_atomic(report / SUMMARY_JSON, json.dumps(summary, indent=1) + "\n")
+    write_json(report / SUMMARY_JSON, summary)
     strategies = summary["strategies"]
     write_atomic(report / SUMMARY_MD, "\n".join([
         f"# NAS pipeline: {summary['dataset']}, {summary['space']} space\n", summary_table(summary),

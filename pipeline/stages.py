@@ -20,8 +20,10 @@ from search import cli as search_cli
 from search.compare import COMPARISON_FILE
 from search.config import SearchConfig
 from search.loop import SUMMARY_FILE as SEARCH_FILE
-from supernet.cli import USER_ERRORS
-from supernet.config import ConfigError, load_config
+from supernet.errors import UserError
+from supernet.runtime.config import ConfigError, load_config
+from supernet.runtime.distributed import is_main_process
+from supernet.runtime.lock import hold_run_dir
 from supernet.train import SUMMARY_FILE as SUPERNET_FILE
 from supernet.train import TrainConfig, train
 
@@ -47,13 +49,14 @@ def final_json(stage: str, cfg, run_dir: Path) -> Path:
 
 
 def finished(stage: str, cfg, summary: dict | None) -> bool:
-    """Whether `summary` (a stage's final JSON, None if it stopped early) ends the stage under `cfg`;
-    a search may be given a larger budget or, relaxed, have stopped at max_steps."""
-    if summary is None or stage != "search":
-        return summary is not None
-    if isinstance(cfg.strategy, list):
-        return summary["budget"] >= cfg.budget     # comparison.json: written once every search finished
-    return summary["finished"] if cfg.relaxed else summary["evaluations"] >= cfg.budget
+    """Whether `summary` (a stage's final JSON; None: the stage stopped early) ends the stage under
+    `cfg`: a relaxed search stopped at max_steps writes one that says `finished: false`, and a
+    discrete search may be given a larger budget."""
+    if summary is None or not summary.get("finished", True):
+        return False
+    if stage != "search" or cfg.relaxed:
+        return True
+    return summary["budget" if isinstance(cfg.strategy, list) else "evaluations"] >= cfg.budget
 
 
 def links(stage: str, out: Path, configs: dict) -> dict:
@@ -74,6 +77,8 @@ def resolve_configs(files: dict[str, Path], overrides: dict[str, list[str]], out
     that never ran."""
     with tempfile.TemporaryDirectory() as scratch:
         _load_configs(files, overrides, out, Path(scratch))
+    if is_main_process():
+        hold_run_dir(out)   # the pipeline's directory is this job's from here on
     return _load_configs(files, overrides, out, out)
 
 
@@ -89,7 +94,7 @@ def _load_configs(files, overrides, out: Path, run_root: Path) -> dict:
                 *(f"{key}={json.dumps(value)}" for key, value in linked.items())]   # JSON: YAML-quoted paths
         try:
             configs[stage], _ = load_config(CONFIG_CLASSES[stage], argv)
-        except USER_ERRORS as e:
+        except UserError as e:
             raise ConfigError(f"{stage} stage: {e}") from None
     return configs
 

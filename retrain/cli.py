@@ -14,12 +14,14 @@ import argparse
 import json
 import sys
 
-from supernet.cli import command
+from supernet.network import CONVENTIONS
+from supernet.runtime.cli import command
+from supernet.runtime.config import ConfigError
 
 from .genotype_source import resolve_genotype
 from .scaling import REDUCTIONS_AMONG_N, filters_of, layers_for, parse_amount, scale, width_for
 from .sizes import measure
-from .spec import CONVENTIONS, NetSpec
+from .spec import NetSpec
 from .train import train_from_argv
 
 # dataset: (classes, image size, C, layers) of the DARTS settings, the defaults of describe/scale
@@ -34,7 +36,7 @@ def _network_args(parser: argparse.ArgumentParser):
     parser.add_argument("--layers", type=int, help="cells after the stem, reductions included")
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="cifar10")
     parser.add_argument("--image-size", type=int, help="default: 32 for cifar10, 224 for imagenet")
-    parser.add_argument("--convention", choices=CONVENTIONS, help="default: the genotype's own")
+    parser.add_argument("--convention", choices=sorted(CONVENTIONS), help="default: the genotype's own")
     parser.add_argument("--stem-multiplier", type=int, default=3,
                         help="CIFAR stem C x this, NASNet ImageNet stem 32 x this (NASNet-A Mobile: 1)")
     parser.add_argument("--skip-reduction-input", action="store_true",
@@ -47,11 +49,11 @@ def _spec(args, C: int | None = None) -> NetSpec:
     classes, size, C_default, layers_default = DATASETS[args.dataset]
     if getattr(args, "F", None) is not None:
         if args.N is None or args.C is not None or args.layers is not None:
-            raise ValueError("give either --N and --F, or --C and --layers")
+            raise ConfigError("give either --N and --F, or --C and --layers")
         C = width_for(genotype, args.F)
     if args.N is not None:
         if args.layers is not None:
-            raise ValueError("give either --N or --layers, not both")
+            raise ConfigError("give either --N or --layers, not both")
         layers = layers_for(args.N, args.genotype in REDUCTIONS_AMONG_N)
     else:
         layers = args.layers or layers_default

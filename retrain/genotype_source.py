@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from supernet import zoo
+from supernet.errors import MissingFileError
 from supernet.genotype import Genotype, GenotypeError
 
 
@@ -36,7 +37,7 @@ def resolve_genotype(spec: str) -> tuple[Genotype, str]:
         return Genotype.parse(text), "darts"
     path = Path(spec)
     if not path.is_file():
-        raise FileNotFoundError(f"genotype {spec!r} is neither a zoo cell ({', '.join(zoo.names())}) "
+        raise MissingFileError(f"genotype {spec!r} is neither a zoo cell ({', '.join(zoo.names())}) "
                                 "nor an existing search.json / genotype JSON file")
     try:
         data = json.loads(path.read_text())

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from supernet.errors import UserError
 from supernet.genotype import Genotype
 
 from .sizes import measure
@@ -27,7 +28,7 @@ _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
 
 def layers_for(N: int, reductions_among_n: bool = False) -> int:
     if N < 1:
-        raise ValueError(f"N must be at least 1, got {N}")
+        raise UserError(f"N must be at least 1, got {N}")
     return 3 * N if reductions_among_n else 3 * N + 2
 
 
@@ -35,7 +36,7 @@ def width_for(genotype: Genotype, F: int) -> int:
     """The first-stage width C of penultimate filters F."""
     per_C = 4 * len(genotype.normal_concat)
     if F < per_C or F % per_C:
-        raise ValueError(f"F={F} is not a multiple of {per_C} (4 x the {len(genotype.normal_concat)} "
+        raise UserError(f"F={F} is not a multiple of {per_C} (4 x the {len(genotype.normal_concat)} "
                          f"states the normal cell concatenates)")
     return F // per_C
 
@@ -52,7 +53,7 @@ def parse_amount(text: str) -> int:
     except ValueError:
         value = None
     if value is None or value <= 0:
-        raise ValueError(f"cannot read the budget {text!r}; write e.g. 600M, 5.3M or 2e9")
+        raise UserError(f"cannot read the budget {text!r}; write e.g. 600M, 5.3M or 2e9")
     return int(value)
 
 
@@ -76,7 +77,7 @@ def scale(spec: NetSpec, budget: int, metric: str = "macs") -> tuple[NetSpec, di
         return cache[C][metric]
 
     if size(MIN_C) > budget:
-        raise ValueError(f"no width fits: even C={MIN_C} has {size(MIN_C):,} {metric} > {budget:,}")
+        raise UserError(f"no width fits: even C={MIN_C} has {size(MIN_C):,} {metric} > {budget:,}")
     points = [MIN_C, 2 * MIN_C, 4 * MIN_C]
     a, b, c = np.polyfit(points, [size(C) for C in points], 2)
     roots = [r.real for r in np.roots([a, b, c - budget]) if abs(r.imag) < 1e-9 and r.real > 0]

@@ -8,12 +8,12 @@ or the NASNet stem with two reduction cells) above 64 pixels, the CIFAR stem oth
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from supernet.genotype import Genotype
 from supernet.network import Network
-
-CONVENTIONS = ("darts", "nasnet")
+from supernet.network_base import FixedNetwork
+from supernet.runtime.config import ConfigError
 
 
 @dataclass(frozen=True)
@@ -29,26 +29,19 @@ class NetSpec:
     skip_reduction_input: bool = False   # NASNet-A Large's chaining (nasnet convention only)
 
     def __post_init__(self):
-        if self.convention not in CONVENTIONS:
-            raise ValueError(f"unknown convention {self.convention!r}; choose one of {', '.join(CONVENTIONS)}")
-        if self.skip_reduction_input and self.convention != "nasnet":
-            raise ValueError("skip_reduction_input is a NASNet-convention setting; use convention=nasnet")
         for key in ("C", "layers", "num_classes", "image_size", "in_channels", "stem_multiplier"):
             if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
+                raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
 
     @property
     def stem(self) -> str:
         return "imagenet" if self.image_size > 64 else "cifar"
 
-    def with_C(self, C: int) -> NetSpec:
-        return replace(self, C=C)
-
-    def build(self, auxiliary: bool = False, drop_path: float = 0.0) -> Network:
-        extra = {"skip_reduction_input": True} if self.skip_reduction_input else {}
+    def build(self, auxiliary: bool = False, drop_path: float = 0.0) -> FixedNetwork:
         return Network(self.genotype, self.C, self.layers, self.num_classes, stem=self.stem,
                        convention=self.convention, auxiliary=auxiliary, drop_path=drop_path,
-                       in_channels=self.in_channels, stem_multiplier=self.stem_multiplier, **extra)
+                       in_channels=self.in_channels, stem_multiplier=self.stem_multiplier,
+                       skip_reduction_input=self.skip_reduction_input)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "genotype": self.genotype.to_dict()}

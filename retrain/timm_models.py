@@ -24,6 +24,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from supernet import zoo
+from supernet.errors import UserError
 from supernet.genotype import Genotype
 
 from .genotype_source import resolve_genotype
@@ -56,9 +57,9 @@ default_cfgs = generate_default_cfgs({name: cfg for name, (_, _, cfg) in MODELS.
 def _network(cell, settings, num_classes=1000, in_chans=3, genotype=None, drop_rate=0.0, drop_path_rate=0.0,
              **overrides):
     if drop_rate:
-        raise ValueError("these networks have no dropout before the classifier; leave drop_rate at 0")
+        raise UserError("these networks have no dropout before the classifier; leave drop_rate at 0")
     if (cell is None) == (genotype is None):
-        raise ValueError("nas_genotype needs genotype=...; the other nas_* models take none"
+        raise UserError("nas_genotype needs genotype=...; the other nas_* models take none"
                          if cell is None else f"this model is the {cell} cell; use nas_genotype for another genotype")
     if isinstance(genotype, Genotype):
         source, convention = genotype, "darts"
@@ -68,7 +69,7 @@ def _network(cell, settings, num_classes=1000, in_chans=3, genotype=None, drop_r
     try:
         spec = NetSpec(source, num_classes=num_classes, in_channels=in_chans, **fields)
     except TypeError as e:   # an argument NetSpec does not know
-        raise ValueError(f"unsupported model argument: {e}") from None
+        raise UserError(f"unsupported model argument: {e}") from None
     net = spec.build(drop_path=drop_path_rate)
     net.num_classes = num_classes
     return net

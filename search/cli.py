@@ -15,21 +15,20 @@ DIR/<strategy>/ and compares them (search.compare).
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from pathlib import Path
 
 import yaml
 
-from supernet.checkpoint import CheckpointError
-from supernet.cli import command
-from supernet.config import CONFIG_FILE, load_config
-from supernet.data import make_loaders, set_epoch
-from supernet.distributed import init_distributed, shutdown
-from supernet.files import write_atomic
+from supernet.errors import MissingFileError
 from supernet.genotype import Genotype
-from supernet.precision import mixed_precision
-from supernet.train import load_supernet
+from supernet.runtime.checkpoint import CheckpointError, load_supernet
+from supernet.runtime.cli import command
+from supernet.runtime.config import CONFIG_FILE, ConfigError, load_config
+from supernet.runtime.data import make_loaders, set_epoch
+from supernet.runtime.distributed import init_distributed, shutdown
+from supernet.runtime.files import write_json
+from supernet.runtime.precision import mixed_precision
 
 from .compare import strategy_runs, write_comparison
 from .config import SearchConfig
@@ -45,14 +44,14 @@ def supernet_settings(run_dir) -> dict:
     """The resolved config of a supernet-train run directory."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a supernet-train run directory (no {CONFIG_FILE}); "
+        raise MissingFileError(f"{run_dir} is not a supernet-train run directory (no {CONFIG_FILE}); "
                                 f"train one with supernet-train --out {run_dir}")
     return yaml.safe_load(path.read_text())
 
 
 def check_supernet(net, trained: dict, run_dir):
     """The checkpoint must hold the supernet that the run directory's config describes."""
-    found = {"space": net.space.name, "C": net.config["C"], "layers": net.config["layers"]}
+    found = {"space": net.spec.space, "C": net.spec.C, "layers": net.spec.layers}
     changed = [f"{k} {trained.get(k)!r} in {CONFIG_FILE}, {v!r} in the checkpoint" for k, v in found.items()
                if trained.get(k) != v]
     if changed:
@@ -73,17 +72,18 @@ def build_evaluator(cfg: SearchConfig, net, data, device) -> Evaluator:
     set_epoch(data.train, 0)
     constraints = None
     if cfg.max_params is not None or cfg.max_macs is not None:
-        shape = net.config
-        constraints = Constraints(cfg.target_C or shape["C"], cfg.target_layers or shape["layers"],
-                                  shape["num_classes"], cfg.target_image_size or data.image_size,
-                                  shape["in_channels"], cfg.max_params, cfg.max_macs)
+        shape = net.spec
+        constraints = Constraints(cfg.target_C or shape.C, cfg.target_layers or shape.layers, shape.num_classes,
+                                  cfg.target_image_size or data.image_size, shape.in_channels, cfg.max_params,
+                                  cfg.max_macs)
     calibration = take_batches(data.train, cfg.calibration_batches, device)
     validation = take_batches(data.val, cfg.eval_batches, device) if data.val is not None else []
     return Evaluator(net, calibration, validation, constraints, mixed_precision(cfg.amp, device)[0])
 
 
-def search(cfg: SearchConfig, out) -> dict:
-    """Run (or resume) the search in `out`; returns the summary that search.json holds."""
+def search(cfg: SearchConfig, out) -> dict | None:
+    """Run (or resume) the search in `out`; the summary that search.json holds, None if a relaxed
+    search stopped at max_steps (its search.json then says `finished: false`)."""
     out = Path(out)
     dist = init_distributed(cfg.device)
     try:
@@ -99,26 +99,26 @@ def search(cfg: SearchConfig, out) -> dict:
         shutdown()
 
 
-def relaxed_search(cfg: SearchConfig, net, trained: dict, evaluator: Evaluator, out: Path, dist) -> dict:
+def relaxed_search(cfg: SearchConfig, net, trained: dict, evaluator: Evaluator, out: Path, dist) -> dict | None:
     from .differentiable import run
 
     if cfg.strategy_options:
-        raise ValueError(f"strategy {cfg.strategy!r} takes its settings as config keys, not strategy_options")
+        raise ConfigError(f"strategy {cfg.strategy!r} takes its settings as config keys, not strategy_options")
     # the search trains a copy: the derived genotype is scored on the supernet's weights, as the discrete ones are
-    result = run(cfg, copy.deepcopy(net), loaders(cfg, trained, dist.rank, dist.world_size), out)
+    result = run(cfg, copy.deepcopy(net), loaders(cfg, trained, dist.rank, dist.world_size), out, dist)
     genotype = Genotype.from_dict(result["genotype"])
     record = evaluator.record(genotype)
     summary = {"best": {"genotype": genotype.to_dict(), "genotype_str": str(genotype), "reward": record["reward"]},
                "strategy": cfg.strategy, "steps": result["steps"], "finished": result["finished"],
                "supernet": cfg.supernet, "result": result}
     if dist.is_main:
-        write_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
-    return summary
+        write_json(out / SUMMARY_FILE, summary)
+    return summary if result["finished"] else None
 
 
 def run(cfg: SearchConfig, out) -> dict | None:
-    """One search in `out` (its summary), or one per strategy of a list and their comparison (None
-    while a relaxed one is unfinished)."""
+    """One search in `out` (its summary), or one per strategy of a list and their comparison; None
+    while a relaxed one is unfinished."""
     if not isinstance(cfg.strategy, list):
         return search(cfg, out)
     return write_comparison(cfg, [(one, search(one, run_dir)) for one, run_dir in strategy_runs(cfg, out)], out)

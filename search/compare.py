@@ -13,15 +13,14 @@ scores only the genotype it derives, so it is a horizontal line at that reward).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
-from supernet.config import save_config
-from supernet.files import write_atomic
+from supernet.runtime.config import save_config
+from supernet.runtime.distributed import is_main_process
+from supernet.runtime.files import write_atomic, write_json
 
 from .config import SearchConfig
 from .loop import SUMMARY_FILE
@@ -31,16 +30,12 @@ log = logging.getLogger(__name__)
 COMPARISON_FILE, TABLE_FILE, PLOT_FILE = "comparison.json", "comparison.md", "comparison.png"
 
 
-def _is_main() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def strategy_runs(cfg: SearchConfig, out) -> list[tuple[SearchConfig, Path]]:
     """(config, run directory) of each listed strategy: DIR/<strategy>, holding its resolved config.yaml."""
     runs = []
     for name in cfg.strategies:
         one = dataclasses.replace(cfg, strategy=name, strategy_options=cfg.strategy_options.get(name, {}))
-        if _is_main():
+        if is_main_process():
             save_config(one, Path(out) / name)
         runs.append((one, Path(out) / name))
     return runs
@@ -102,7 +97,7 @@ def plot_comparison(entries: list[dict], summaries: list[dict], path: Path, titl
 def write_comparison(cfg: SearchConfig, results: list[tuple[SearchConfig, dict]], out) -> dict | None:
     """Compare the searches, given as (config, search.json summary) of each strategy in order;
     None while a relaxed one is unfinished."""
-    unfinished = [one.strategy for one, summary in results if not summary.get("finished", True)]
+    unfinished = [one.strategy for one, summary in results if summary is None]
     if unfinished:
         log.info("%s stopped before the end (max_steps); re-run to finish and compare", ", ".join(unfinished))
         return None
@@ -117,8 +112,8 @@ def write_comparison(cfg: SearchConfig, results: list[tuple[SearchConfig, dict]]
                             "search": winner["search"]},
         "wall_time_s": round(sum(e["wall_time_s"] for e in entries), 3),
     }
-    if _is_main():
-        write_atomic(out / COMPARISON_FILE, json.dumps(comparison, indent=1) + "\n")
+    if is_main_process():
+        write_json(out / COMPARISON_FILE, comparison)
         write_atomic(out / TABLE_FILE, f"# Strategies on {cfg.supernet}, budget {cfg.budget}\n\n"
                      + comparison_table(entries)
                      + "".join(f"\n- {e['strategy']}: `{e['genotype_str']}`\n" for e in scored))

@@ -1,10 +1,10 @@
-"""Settings of `nas-search` (read with supernet.config.load_config: YAML plus key=value overrides)."""
+"""Settings of `nas-search` (read with supernet.runtime.config.load_config: YAML plus key=value overrides)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from supernet.config import ConfigError
+from supernet.runtime.config import ConfigError
 
 from .strategy import names
 
@@ -25,6 +25,7 @@ class SearchConfig:
     seed: int = 0
     data_dir: str | None = None          # None: the supernet run's
     batch_size: int = 64
+    accum_steps: int = 1                 # relaxed strategies: micro-batches per step (each normalised on its own)
     calibration_batches: int = 5         # training batches that recalibrate BN statistics
     eval_batches: int | None = None      # validation batches scored; None: the whole split
     # size limits on the fixed network a genotype stands for; target_* None: the supernet's
@@ -56,9 +57,11 @@ class SearchConfig:
     def __post_init__(self):
         if not self.supernet:
             raise ConfigError("supernet must name a supernet-train run directory (supernet=RUN_DIR)")
-        for key in ("budget", "ask_size", "batch_size", "calibration_batches", "log_every", "epochs"):
+        for key in ("budget", "ask_size", "batch_size", "accum_steps", "calibration_batches", "log_every", "epochs"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if self.batch_size % self.accum_steps:
+            raise ConfigError(f"batch_size ({self.batch_size}) must be a multiple of accum_steps ({self.accum_steps})")
         if not self.strategies or len(set(self.strategies)) != len(self.strategies):
             raise ConfigError(f"strategy must be one name or a list of distinct names, got {self.strategy!r}")
         for name in self.strategies:

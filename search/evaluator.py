@@ -21,6 +21,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from supernet.errors import UserError
+
 from .constraints import Constraints
 
 
@@ -66,7 +68,7 @@ class Evaluator:
     def __init__(self, supernet, calibration, validation, constraints: Constraints | None = None,
                  autocast=contextlib.nullcontext):
         if not validation:
-            raise ValueError("the search needs validation images; the supernet run has no validation split "
+            raise UserError("the search needs validation images; the supernet run has no validation split "
                              "(train it with val_fraction above 0)")
         self.supernet = supernet
         self.calibration, self.validation = calibration, validation

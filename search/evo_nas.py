@@ -35,7 +35,7 @@ from collections import deque
 import torch
 
 from .policy import PolicyStrategy
-from .strategy import tournament
+from .strategy import StrategyError, tournament
 
 
 class EvoNAS(PolicyStrategy):
@@ -46,10 +46,10 @@ class EvoNAS(PolicyStrategy):
                  tanh_constant: float | None = None, op_tanh_reduce: float = 2.5):
         super().__init__(space, seed, hidden, lr, temperature, tanh_constant, op_tanh_reduce)
         if not 1 <= sample_size <= population_size:
-            raise ValueError(f"evo_nas needs 1 <= sample_size <= population_size, "
+            raise StrategyError(f"evo_nas needs 1 <= sample_size <= population_size, "
                              f"got {sample_size} and {population_size}")
         if not 0.0 <= resample_prob <= 1.0:
-            raise ValueError(f"evo_nas needs resample_prob in [0, 1], got {resample_prob}")
+            raise StrategyError(f"evo_nas needs resample_prob in [0, 1], got {resample_prob}")
         self.population_size = population_size
         self.sample_size = sample_size
         self.resample_prob = resample_prob

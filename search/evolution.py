@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections import deque
 
-from .strategy import Strategy, tournament
+from .strategy import Strategy, StrategyError, tournament
 
 
 class RegularizedEvolution(Strategy):
     def __init__(self, space, seed: int = 0, population_size: int = 100, sample_size: int = 25):
         super().__init__(space, seed)
         if not 1 <= sample_size <= population_size:
-            raise ValueError(f"evolution needs 1 <= sample_size <= population_size, "
+            raise StrategyError(f"evolution needs 1 <= sample_size <= population_size, "
                              f"got {sample_size} and {population_size}")
         self.population_size = population_size
         self.sample_size = sample_size

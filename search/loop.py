@@ -13,15 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import timedelta
 from pathlib import Path
 
-from supernet.checkpoint import load_checkpoint, save_checkpoint
-from supernet.config import to_dict
-from supernet.distributed import barrier
-from supernet.files import write_atomic
 from supernet.genotype import Genotype
-from supernet.metrics import MetricsLog
+from supernet.runtime.checkpoint import load_checkpoint, save_checkpoint
+from supernet.runtime.config import to_dict
+from supernet.runtime.distributed import barrier
+from supernet.runtime.files import write_atomic, write_json
+from supernet.runtime.metrics import MetricsLog, Progress
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ def run_search(cfg, strategy, evaluator, out, is_main: bool = True) -> dict:
         write_atomic(out / HISTORY_FILE, "".join(json.dumps(r) + "\n" for r in history))
     metrics = MetricsLog(out, enabled=is_main, resume_step=len(history))
     start = time.perf_counter() - elapsed
-    resumed_at, resumed_time = len(history), time.perf_counter()
+    progress = Progress(cfg.budget, len(history), unit="evaluation")
     round_ = history[-1]["round"] + 1 if history else 0
     try:
         while len(history) < cfg.budget:
@@ -91,10 +90,7 @@ def run_search(cfg, strategy, evaluator, out, is_main: bool = True) -> dict:
                                          "search/round_mean_reward": sum(r["reward"] for r in new) / len(new),
                                          "search/rejected": sum(r["rejected"] is not None for r in new)})
             if round_ % cfg.log_every == 0 or len(history) >= cfg.budget:
-                rate = (len(history) - resumed_at) / (time.perf_counter() - resumed_time)
-                eta = timedelta(seconds=round((cfg.budget - len(history)) / rate))
-                log.info("%d/%d evaluations (%.2f/s, ETA %s) | best reward %.4f", len(history), cfg.budget,
-                         rate, eta, best_reward)
+                log.info("%s | best reward %.4f", progress.line(len(history)), best_reward)
             round_ += 1
     finally:
         metrics.close()
@@ -115,7 +111,7 @@ def summarize(cfg, history: list[dict], wall_time: float, out: Path, is_main: bo
         "wall_time_s": round(wall_time, 3), "supernet": cfg.supernet, "history": history,
     }
     if is_main:
-        write_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
+        write_json(out / SUMMARY_FILE, summary)
         plot_history(history, out / PLOT_FILE, f"{cfg.strategy}: best {summary['best']['reward']:.4f}"
                      if best else cfg.strategy)
         log.info("done: %s (best reward %s)", out / SUMMARY_FILE, best and round(best["reward"], 4))

@@ -28,6 +28,7 @@ import entmax
 import torch
 from torch import Tensor, nn
 
+from supernet.errors import UserError
 from supernet.genotype import Genotype
 from supernet.space import SearchSpace
 
@@ -53,7 +54,7 @@ def register(name: str):
 
 def get_mapping(name: str) -> Mapping:
     if name not in MAPPINGS:
-        raise ValueError(f"unknown relaxation {name!r}; choose one of {', '.join(MAPPINGS)}")
+        raise UserError(f"unknown relaxation {name!r}; choose one of {', '.join(MAPPINGS)}")
     return MAPPINGS[name]
 
 

@@ -14,6 +14,8 @@ import inspect
 
 import numpy as np
 
+from supernet.errors import UserError
+
 # name -> "module:Class"; resolved lazily so listing names imports no torch code.
 STRATEGIES = {
     "random": "search.random_search:RandomSearch",
@@ -23,7 +25,7 @@ STRATEGIES = {
 }
 
 
-class StrategyError(ValueError):
+class StrategyError(UserError):
     """An unknown strategy name or option."""
 
 

@@ -11,10 +11,12 @@ import json
 import re
 from dataclasses import dataclass
 
+from .errors import UserError
+
 Pairs = tuple[tuple[str, int], ...]
 
 
-class GenotypeError(ValueError):
+class GenotypeError(UserError):
     """A genotype that is malformed or does not fit a space."""
 
 

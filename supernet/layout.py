@@ -6,12 +6,19 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .errors import UserError
+
 
 @dataclass(frozen=True)
 class CellSpec:
     C: int             # channels of each state inside the cell
     reduction: bool
     reduction_prev: bool
+
+
+def op_stride(spec: CellSpec, input_index: int) -> int:
+    """Reduction cells halve the size where an op reads a cell input."""
+    return 2 if spec.reduction and input_index < 2 else 1
 
 
 def cell_plan(C: int, layers: int, reduction_prev: bool = False) -> list[CellSpec]:
@@ -36,7 +43,7 @@ class Stem(nn.Module):
     def __init__(self, kind: str, in_channels: int, C: int, stem_multiplier: int = 3):
         super().__init__()
         if kind not in ("cifar", "imagenet"):
-            raise ValueError(f"unknown stem {kind!r}; choose 'cifar' or 'imagenet'")
+            raise UserError(f"unknown stem {kind!r}; choose 'cifar' or 'imagenet'")
         self.kind = kind
         if kind == "cifar":
             c = stem_multiplier * C

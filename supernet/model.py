@@ -7,15 +7,17 @@ p_slot(j) * q_slot(o), skipping every term whose weight is exactly 0.
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .darts_convention import DartsNetwork, preprocess
 from .genotype import Genotype, GenotypeError
-from .layout import CellSpec, Stem, cell_plan
-from .network import Network, op_stride, preprocess
+from .layout import CellSpec, Stem, cell_plan, op_stride
 from .ops import OPS
-from .space import SearchSpace
+from .space import SearchSpace, get_space
 
 # one block's terms: (input j, op o, weight or None for the single path)
 Terms = list[list[tuple[int, int, torch.Tensor | None]]]
@@ -44,13 +46,36 @@ class SearchCell(nn.Module):
         return torch.cat([states[i] for i in concat], dim=1)
 
 
+@dataclass(frozen=True)
+class SuperNetSpec:
+    """The shape of a supernet: everything that must match for its weights to load."""
+    space: str
+    C: int
+    layers: int
+    num_classes: int
+    in_channels: int = 3
+    stem: str = "cifar"
+    stem_multiplier: int = 3
+
+    def build(self) -> SuperNet:
+        return SuperNet(get_space(self.space), self.C, self.layers, self.num_classes, self.stem, self.in_channels,
+                        self.stem_multiplier)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_supernet(*args, **kwargs) -> SuperNet:
+    """`SuperNetSpec(*args, **kwargs).build()`: a supernet from its space's name and shape."""
+    return SuperNetSpec(*args, **kwargs).build()
+
+
 class SuperNet(nn.Module):
     def __init__(self, space: SearchSpace, C: int = 16, layers: int = 8, num_classes: int = 10,
                  stem: str = "cifar", in_channels: int = 3, stem_multiplier: int = 3):
         super().__init__()
         self.space = space
-        self.config = {"C": C, "layers": layers, "num_classes": num_classes, "stem": stem,
-                           "in_channels": in_channels, "stem_multiplier": stem_multiplier}
+        self.spec = SuperNetSpec(space.name, C, layers, num_classes, in_channels, stem, stem_multiplier)
         self._op_index = {op: i for i, op in enumerate(space.ops)}
         self._channel_cache: dict = {}
         self.stem = Stem(stem, in_channels, C, stem_multiplier)
@@ -125,12 +150,12 @@ class SuperNet(nn.Module):
         return F.linear(s1.mean((2, 3)), self.classifier.weight.index_select(1, c1), self.classifier.bias)
 
     # -- weight inheritance ------------------------------------------------
-    def subnet(self, genotype: Genotype) -> Network:
+    def subnet(self, genotype: Genotype) -> DartsNetwork:
         """The fixed network of `genotype` holding copies of the inherited weights."""
         self.space.encode(genotype)
-        cfg = self.config
-        net = Network(genotype, cfg["C"], cfg["layers"], cfg["num_classes"], cfg["stem"], affine=False,
-                      in_channels=cfg["in_channels"], stem_multiplier=cfg["stem_multiplier"])
+        spec = self.spec
+        net = DartsNetwork(genotype, spec.C, spec.layers, spec.num_classes, spec.stem, affine=False,
+                           in_channels=spec.in_channels, stem_multiplier=spec.stem_multiplier)
         device = self.classifier.weight.device
         net.to(device).train(self.training)
         net.stem.load_state_dict(self.stem.state_dict())

@@ -22,10 +22,11 @@ import torch.nn.functional as F
 from timm.layers import drop_path
 from torch import nn
 
+from .errors import UserError
 from .genotype import Genotype
-from .layout import AuxiliaryHead, CellSpec, cell_plan
+from .layout import CellSpec, cell_plan, op_stride
 from .nasnet_ops import FactorizedReduction, bn, conv_bn, nasnet_op
-from .network import Network, op_stride
+from .network_base import FixedNetwork
 
 
 def _input_adjust(C_pp: int | None, C: int, larger: bool, affine: bool) -> nn.Module | None:
@@ -80,7 +81,7 @@ class NasnetStem(nn.Module):
     def __init__(self, kind: str, genotype: Genotype, in_channels: int, C: int, stem_multiplier: int, affine: bool):
         super().__init__()
         if kind not in ("cifar", "imagenet"):
-            raise ValueError(f"unknown stem {kind!r}; choose 'cifar' or 'imagenet'")
+            raise UserError(f"unknown stem {kind!r}; choose 'cifar' or 'imagenet'")
         width = int(32 * stem_multiplier) if kind == "imagenet" else C * stem_multiplier
         stride, padding = (2, 0) if kind == "imagenet" else (1, 1)
         self.conv0 = nn.Sequential(nn.Conv2d(in_channels, width, 3, stride, padding, bias=False), bn(width, affine))
@@ -101,15 +102,13 @@ class NasnetStem(nn.Module):
         return s0, s1
 
 
-class NasnetNetwork(Network):
-    """`Network(..., convention="nasnet")`; same interface as the DARTS-convention Network."""
+class NasnetNetwork(FixedNetwork):
+    """Cells, stems and chaining as the NASNet-A / PNASNet-5 reference code builds them (see the module docstring)."""
 
     def __init__(self, genotype: Genotype, C: int, layers: int, num_classes: int, stem: str = "cifar",
-                 convention: str = "nasnet", auxiliary: bool = False, drop_path: float = 0.0,
-                 affine: bool = True, in_channels: int = 3, stem_multiplier: int = 3,
-                 skip_reduction_input: bool = False):
-        nn.Module.__init__(self)  # the DARTS body of Network.__init__ does not apply
-        self.genotype, self.convention, self.drop_path = genotype, convention, drop_path
+                 auxiliary: bool = False, drop_path: float = 0.0, affine: bool = True, in_channels: int = 3,
+                 stem_multiplier: int = 3, skip_reduction_input: bool = False):
+        super().__init__(genotype, drop_path)
         self.skip_reduction_input = skip_reduction_input
         self.stem = NasnetStem(stem, genotype, in_channels, C, stem_multiplier, affine)
         C_pp, C_p = self.stem.channels
@@ -121,9 +120,7 @@ class NasnetNetwork(Network):
             C_pp, C_p = (C_pp if spec.reduction and skip_reduction_input else C_p), len(concat) * spec.C
             if i == self.aux_index:
                 C_aux = C_p
-        self.aux_head = AuxiliaryHead(C_aux, num_classes) if auxiliary else None
-        self.num_features = C_p
-        self.classifier = nn.Linear(C_p, num_classes)
+        self._build_head(C_p, C_aux, num_classes, auxiliary)
 
     def _drop_probs(self) -> list[float]:
         n = len(self.stem.cells) + len(self.cells)

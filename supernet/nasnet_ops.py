@@ -15,6 +15,8 @@ import torch
 from timm.layers import create_conv2d, create_pool2d
 from torch import nn
 
+from .genotype import GenotypeError
+
 BN_EPS, BN_MOMENTUM = 1e-3, 0.1
 
 
@@ -100,7 +102,7 @@ NASNET_CONVENTION_OPS = {
 
 def nasnet_op(name: str, C_in: int, C: int, stride: int, affine: bool) -> Op:
     if name not in NASNET_CONVENTION_OPS:
-        raise ValueError(f"op {name!r} has no NASNet-convention form (ops: {', '.join(NASNET_CONVENTION_OPS)})")
+        raise GenotypeError(f"op {name!r} has no NASNet-convention form (ops: {', '.join(NASNET_CONVENTION_OPS)})")
     return NASNET_CONVENTION_OPS[name](C_in, C, stride, affine)
 
 

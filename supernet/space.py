@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import UserError
 from .genotype import Genotype, GenotypeError
 
 CELL_TYPES = ("normal", "reduce")
@@ -133,5 +134,5 @@ SPACES = {
 
 def get_space(name: str) -> SearchSpace:
     if name not in SPACES:
-        raise ValueError(f"unknown search space {name!r}; choose one of {', '.join(SPACES)}")
+        raise UserError(f"unknown search space {name!r}; choose one of {', '.join(SPACES)}")
     return SPACES[name]

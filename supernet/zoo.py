@@ -15,7 +15,7 @@ AmoebaNet-A normal keeps h_{i-2}, PNASNet-5 keeps every block).
 """
 from __future__ import annotations
 
-from .genotype import Genotype
+from .genotype import Genotype, GenotypeError
 
 _CELLS = {
     "nasnet_a": ("nasnet", Genotype(
@@ -119,7 +119,7 @@ def names() -> list[str]:
 
 def _entry(name: str):
     if name not in _CELLS:
-        raise ValueError(f"unknown zoo cell {name!r}; choose one of {', '.join(_CELLS)}")
+        raise GenotypeError(f"unknown zoo cell {name!r}; choose one of {', '.join(_CELLS)}")
     return _CELLS[name]
 
 

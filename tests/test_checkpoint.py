@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from supernet.checkpoint import (
+from supernet.runtime.checkpoint import (
     LATEST,
     PREVIOUS,
     CheckpointError,

@@ -3,8 +3,8 @@ import dataclasses
 import pytest
 import yaml
 
-from supernet.cli import command
-from supernet.config import ConfigError, from_dict, load_config, parse_value, to_dict
+from supernet.runtime.cli import command
+from supernet.runtime.config import ConfigError, from_dict, load_config, parse_value, to_dict
 
 
 @dataclasses.dataclass

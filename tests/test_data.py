@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from supernet.data import (
+from supernet.runtime.data import (
     Cutout,
     DatasetError,
     DatasetNotFoundError,

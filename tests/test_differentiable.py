@@ -10,10 +10,9 @@ from search.cli import build_evaluator, loaders, supernet_settings
 from search.cli import main as search_main
 from search.config import SearchConfig
 from search.relax import derive
-from supernet.checkpoint import load_checkpoint
 from supernet.genotype import Genotype
-from supernet.metrics import read_metrics
-from supernet.train import load_supernet
+from supernet.runtime.checkpoint import load_checkpoint, load_supernet
+from supernet.runtime.metrics import read_metrics
 from supernet.train import main as train_main
 
 SUPERNET = ["space=darts", "C=4", "layers=3", "batch_size=64", "amp=off", "workers=0", "val_fraction=0.2",

@@ -8,8 +8,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from supernet.distributed import _buckets, average_gradients
-from supernet.train import build_supernet
+from supernet.model import build_supernet
+from supernet.runtime.distributed import _buckets, average_gradients
 
 ROOT = Path(__file__).resolve().parents[1]
 

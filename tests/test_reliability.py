@@ -30,8 +30,8 @@ from search import differentiable
 from search.cli import main as search_main
 from search.config import SearchConfig
 from supernet import zoo
-from supernet.checkpoint import LATEST, PREVIOUS, load_checkpoint
-from supernet.config import CONFIG_FILE, load_config
+from supernet.runtime.checkpoint import LATEST, PREVIOUS, load_checkpoint
+from supernet.runtime.config import CONFIG_FILE, load_config
 from supernet.train import TrainConfig
 from supernet.train import main as train_main
 

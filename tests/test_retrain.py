@@ -10,8 +10,8 @@ from retrain.sizes import measure
 from retrain.spec import NetSpec
 from retrain.train import RetrainConfig, retrain
 from supernet import zoo
-from supernet.checkpoint import load_checkpoint
 from supernet.genotype import GenotypeError
+from supernet.runtime.checkpoint import load_checkpoint
 from supernet.space import get_space
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from search.cli import main
 from search.strategy import names
-from supernet.checkpoint import load_checkpoint
+from supernet.runtime.checkpoint import load_checkpoint
 from supernet.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,12 +11,13 @@ import pytest
 import torch
 
 import supernet.train as train_module
-from supernet.checkpoint import LATEST, load_checkpoint
-from supernet.data import make_loaders
-from supernet.evaluate import subnet_accuracies
-from supernet.metrics import read_metrics
+from supernet.model import build_supernet
+from supernet.runtime.checkpoint import LATEST, load_checkpoint, load_supernet
+from supernet.runtime.data import make_loaders
+from supernet.runtime.evaluate import subnet_accuracies
+from supernet.runtime.metrics import read_metrics
 from supernet.space import get_space
-from supernet.train import build_supernet, load_supernet, main
+from supernet.train import main
 
 ROOT = Path(__file__).resolve().parents[1]
 # 2 epochs of 16 steps on digits, a checkpoint every 4 steps

@@ -22,8 +22,8 @@ import time
 import torch
 
 from search.evaluator import Evaluator, take_batches
-from supernet.data import make_loaders, set_epoch
 from supernet.model import SuperNet
+from supernet.runtime.data import make_loaders, set_epoch
 from supernet.space import get_space
 
 

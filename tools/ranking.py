@@ -25,9 +25,9 @@ from timm.scheduler import create_scheduler_v2
 from search.cli import build_evaluator, loaders, supernet_settings
 from search.config import SearchConfig
 from search.evaluator import accuracy
-from supernet.data import set_epoch
 from supernet.network import Network
-from supernet.train import load_supernet
+from supernet.runtime.checkpoint import load_supernet
+from supernet.runtime.data import set_epoch
 
 
 def parse_args(argv=None):

@@ -7,28 +7,35 @@ A checkpoint holds only tensors and primitive containers, so it loads with
 `torch.load(weights_only=True)`. The file is written to a temporary file in the
 same folder, fsynced and renamed over `checkpoint.pt`; the one it replaces is
 kept as `checkpoint.prev.pt`, unless it is damaged (a run that resumed from the
-previous one keeps that one). Loading verifies the zip records' CRCs (torch.load
-alone does not notice flipped bytes) and falls back to the previous checkpoint
-when the newest is truncated, corrupt or holds more than tensors.
+previous one keeps that one). Each file is sealed with the SHA-256 of its bytes, kept in
+the zip's archive comment; loading checks the seal and the zip records' CRCs (torch.load
+alone does not notice flipped bytes, and a CRC misses those between records) and falls
+back to the previous checkpoint when the newest is truncated, corrupt or holds more than
+tensors.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
 import re
+import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..errors import MissingFileError, UserError
+from ..model import SuperNet, SuperNetSpec
+
 log = logging.getLogger(__name__)
 
 LATEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """No readable checkpoint where there should be one."""
 
 
@@ -45,8 +52,9 @@ def save_checkpoint(run_dir, state: dict) -> Path:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     latest, tmp = run_dir / LATEST, run_dir / (LATEST + ".tmp")
-    with open(tmp, "wb") as f:
+    with open(tmp, "w+b") as f:
         torch.save(state, f)
+        _seal(f)
         f.flush()
         os.fsync(f.fileno())
     if latest.exists() and _intact(latest):
@@ -56,11 +64,45 @@ def save_checkpoint(run_dir, state: dict) -> Path:
     return latest
 
 
+SEAL = b"sha256:"
+_EOCD, _EOCD_SIZE = b"PK\x05\x06", 22   # the zip's end-of-central-directory record, without a comment
+
+
+def _sha256(f, size: int) -> str:
+    """SHA-256 of the first `size` bytes of the open file `f`."""
+    digest, left = hashlib.sha256(), size
+    f.seek(0)
+    while left:
+        chunk = f.read(min(left, 1 << 20))
+        digest.update(chunk)
+        left -= len(chunk)
+    return digest.hexdigest()
+
+
+def _seal(f):
+    """Append, as the zip archive's comment, the SHA-256 of every byte before it."""
+    f.seek(-_EOCD_SIZE, os.SEEK_END)
+    if f.read(_EOCD_SIZE)[:4] != _EOCD:
+        raise RuntimeError("torch.save wrote a zip whose end record is not the last 22 bytes")
+    f.seek(-2, os.SEEK_END)
+    f.write(struct.pack("<H", len(SEAL) + 64))   # the comment length
+    f.flush()
+    size = f.seek(0, os.SEEK_END)
+    seal = SEAL + _sha256(f, size).encode()
+    f.seek(0, os.SEEK_END)
+    f.write(seal)
+
+
 def _verify(path: Path):
     with zipfile.ZipFile(path) as z:
-        bad = z.testzip()
+        comment, bad = z.comment, z.testzip()
     if bad is not None:
         raise CheckpointError(f"record {bad} fails its CRC check")
+    if not comment.startswith(SEAL):
+        raise CheckpointError("it carries no seal (SHA-256) of its contents")
+    with open(path, "rb") as f:
+        if _sha256(f, path.stat().st_size - len(comment)) != comment[len(SEAL):].decode(errors="replace"):
+            raise CheckpointError("its bytes differ from those it was sealed with (SHA-256)")
 
 
 def _intact(path: Path) -> bool:
@@ -149,3 +191,13 @@ def set_rng_state(state: dict):
                          state["numpy_gauss"].item()))
     py_version, py_gauss = state["python_extra"]
     random.setstate((py_version, tuple(state["python"].tolist()), py_gauss))
+
+
+def load_supernet(run_dir, map_location="cpu") -> SuperNet:
+    """The supernet of a `supernet-train` run directory, with its latest checkpointed weights."""
+    state = load_checkpoint(run_dir, map_location)
+    if state is None:
+        raise MissingFileError(f"{run_dir} holds no supernet checkpoint; train one with supernet-train --out {run_dir}")
+    net = SuperNetSpec(**state["network"]).build()
+    net.load_state_dict(state["model"])
+    return net

@@ -1,4 +1,4 @@
-"""Datasets and their loaders: digits, cifar10, imagefolder, imagenet, fake.
+"""Datasets and their loaders: digits, cifar10, npz, imagefolder, imagenet, fake.
 
     data = make_loaders("digits", "data", batch_size=64, val_fraction=0.1)
     for epoch in range(epochs):
@@ -28,9 +28,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
+from ..errors import MissingFileError, UserError
+
 log = logging.getLogger(__name__)
 
-DEFAULT_IMAGE_SIZE = {"digits": 8, "cifar10": 32, "imagefolder": 64, "imagenet": 224, "fake": 32}
+DEFAULT_IMAGE_SIZE = {"digits": 8, "cifar10": 32, "npz": None, "imagefolder": 64, "imagenet": 224, "fake": 32}
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 FAKE_SAMPLES, FAKE_CLASSES = 12_000, 10
@@ -38,11 +40,11 @@ DIGITS_MEAN, DIGITS_STD = 0.3053, 0.3760        # of scikit-learn's digits scale
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset that is malformed or too small for the run."""
 
 
-class DatasetNotFoundError(DatasetError, FileNotFoundError):
+class DatasetNotFoundError(DatasetError, MissingFileError):
     """A dataset that is not where the config says."""
 
 
@@ -159,6 +161,7 @@ class _Source:
     eval_tf: object
     in_channels: int
     num_classes: int
+    image_size: int | None = None   # where the dataset fixes it (npz: its own, unless resized)
 
 
 def _digits(root, size, download, cutout) -> _Source:
@@ -190,6 +193,34 @@ def _cifar10(root, size, download, cutout) -> _Source:
     train_tf = T.Compose(resize + [T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()] + tail)
     eval_tf = T.Compose(resize + [T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)])
     return _Source(pool, None, test, train_tf, eval_tf, 3, 10)
+
+
+def _npz(root, size, download, cutout) -> _Source:
+    """Photos from an .npz of `x` (N x C x H x W, or N x H x W x C, uint8) and `y` (N labels), read into
+    memory; normalised by their own per-channel mean and std, augmented as CIFAR is (pad-4 crop, flip)."""
+    from torchvision import transforms as T
+    path = Path(root)
+    if not path.is_file():
+        raise DatasetNotFoundError(f"photo file {path} does not exist; set data_dir to an .npz of x (images) "
+                                   "and y (labels), e.g. ../shared/data/cifar10_5k.npz")
+    with np.load(path, allow_pickle=False) as f:
+        if "x" not in f.files or "y" not in f.files:
+            raise DatasetError(f"{path} must hold arrays x (images) and y (labels), holds {', '.join(f.files)}")
+        x, y = f["x"], f["y"]
+    if x.ndim != 4 or x.dtype != np.uint8 or len(x) != len(y):
+        raise DatasetError(f"{path}: x must be N uint8 images (N x C x H x W), y N labels; got x {x.shape} "
+                           f"{x.dtype}, y {y.shape}")
+    if x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        x = x.transpose(0, 3, 1, 2)
+    images = torch.from_numpy(np.ascontiguousarray(x)).float().div_(255)
+    if size and size != images.shape[-1]:
+        images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    mean, std = images.mean((0, 2, 3)), images.std((0, 2, 3))
+    images = (images - mean[:, None, None]) / std[:, None, None]
+    crop = images.shape[-1]
+    train_tf = T.Compose([T.RandomCrop(crop, padding=4), T.RandomHorizontalFlip()] + ([Cutout(cutout)] if cutout else []))
+    pool = list(zip(images, y.astype(np.int64).tolist()))
+    return _Source(pool, None, None, train_tf, None, images.shape[1], int(y.max()) + 1, crop)
 
 
 def _image_folder(path: Path):
@@ -239,7 +270,7 @@ def _rank0_first(fn):
         dist.barrier()
 
 
-SOURCES = {"digits": _digits, "cifar10": _cifar10, "imagefolder": functools.partial(_folders, imagenet=False),
+SOURCES = {"digits": _digits, "cifar10": _cifar10, "npz": _npz, "imagefolder": functools.partial(_folders, imagenet=False),
            "imagenet": functools.partial(_folders, imagenet=True), "fake": _fake}
 
 
@@ -258,6 +289,7 @@ def make_loaders(dataset: str, data_dir: str, batch_size: int, *, image_size: in
         raise DatasetError(f"unknown dataset {dataset!r}; choose one of {', '.join(SOURCES)}")
     size = image_size or DEFAULT_IMAGE_SIZE[dataset]
     src = SOURCES[dataset](data_dir, size, download, cutout)
+    size = size or src.image_size
     train_idx, val_idx, test_idx = split_indices(len(src.pool), 0.0 if src.val is not None else val_fraction,
                                                  0.0 if src.test is not None else TEST_FRACTION)
     train = _View(src.pool, train_idx, src.train_tf)

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from ..errors import UserError
+
 log = logging.getLogger(__name__)
 
 BUCKET_BYTES = 25 * 2**20
@@ -40,18 +42,29 @@ class Dist:
         return self.world_size > 1
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job, or a process on its own (read from torchrun's environment, so it
+    holds before the process group is set up)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     """'auto' (CUDA when available), 'cpu' or 'cuda'; CUDA picks the local rank's GPU."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("device=cuda, but CUDA is not available here; use device=cpu or device=auto")
+            raise UserError("device=cuda, but CUDA is not available here; use device=cpu or device=auto")
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
     if name != "cpu":
-        raise ValueError(f"unknown device {name!r}; choose auto, cpu or cuda")
+        raise UserError(f"unknown device {name!r}; choose auto, cpu or cuda")
     return torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or "cpu"."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 def init_distributed(device: str = "auto") -> Dist:

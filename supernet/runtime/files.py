@@ -2,6 +2,7 @@
 (or a run killed mid-write) never sees half a file."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,3 +11,7 @@ def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data, indent: int = 1) -> None:
+    write_atomic(path, json.dumps(data, indent=indent) + "\n")

@@ -5,41 +5,45 @@
         cfg, out = load_config(TrainConfig, argv)
         ...
 
-Errors a user can cause are raised as ValueError or OSError subclasses
-(ConfigError, DatasetError, FileNotFoundError, ...); a command prints them as
-`error: <message>` on stderr and exits with status 2, without a traceback.
+Errors a user can cause are raised as `supernet.errors.UserError` (ConfigError, DatasetError,
+GenotypeError, CheckpointError, ...); a command prints them as `error: <message>` on stderr
+and exits with status 2, without a traceback. Anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import functools
 import logging
-import os
 import sys
 
-USER_ERRORS = (ValueError, OSError)
+from ..errors import UserError
+from .distributed import is_main_process
+from .lock import release_run_dirs
 
 
 def setup_logging():
     """INFO on rank 0 (or a single process), WARNING on the other ranks of a torchrun job."""
-    level = logging.INFO if int(os.environ.get("RANK", "0")) == 0 else logging.WARNING
+    level = logging.INFO if is_main_process() else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
 
 
 def command(main):
     """Decorate a console-script entry point: set up logging, turn user errors into
-    `error: ...` on stderr with exit status 2, and Ctrl-C into exit status 130."""
+    `error: ...` on stderr with exit status 2, and Ctrl-C into exit status 130; the run
+    directories the command held are free again when it returns."""
 
     @functools.wraps(main)
     def wrapper(argv=None):
         setup_logging()
         try:
             return main(argv)
-        except USER_ERRORS as e:
+        except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
+        finally:
+            release_run_dirs()
 
     return wrapper

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import os
 import re
 import types
 import typing
@@ -22,12 +21,15 @@ from pathlib import Path
 
 import yaml
 
+from ..errors import MissingFileError, UserError
+from .distributed import is_main_process
 from .files import write_atomic
+from .lock import hold_run_dir
 
 CONFIG_FILE = "config.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config that names an unknown key, has a value of the wrong type, or does not fit the run dir."""
 
 
@@ -111,7 +113,7 @@ def to_dict(cfg) -> dict:
 
 def read_yaml(path: Path) -> dict:
     if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
+        raise MissingFileError(f"config file {path} does not exist")
     try:
         values = yaml.load(path.read_text(), Loader=_Loader) or {}
     except yaml.YAMLError as e:
@@ -129,8 +131,9 @@ def _keys_help(cls) -> str:
 def load_config(cls, argv=None, description: str | None = None):
     """Parse `[--config FILE.yaml] --out DIR [key=value ...]` into (`cls` instance, run dir Path).
 
-    Precedence: dataclass defaults < YAML file < overrides. Writes `DIR/config.yaml`
-    (rank 0 of a torchrun job only; every rank checks it against an existing one).
+    Precedence: dataclass defaults < YAML file < overrides. Rank 0 of a torchrun job (or the single
+    process) holds DIR for the rest of the command (supernet.runtime.lock) and writes `DIR/config.yaml`;
+    every rank checks it against an existing one.
     """
     parser = argparse.ArgumentParser(description=description, epilog=_keys_help(cls))
     parser.add_argument("--config", type=Path, help="YAML file of key: value settings")
@@ -147,8 +150,11 @@ def load_config(cls, argv=None, description: str | None = None):
         overrides[key] = parse_value(text)
     check_keys(cls, overrides, "the command-line overrides")
     cfg = from_dict(cls, {**values, **overrides})
+    main_process = is_main_process()
+    if main_process:
+        hold_run_dir(args.out)
     _check_run_dir(cfg, args.out)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if main_process:
         save_config(cfg, args.out)
     return cfg, args.out
 

@@ -6,6 +6,7 @@ import functools
 
 import torch
 
+from ..errors import UserError
 from .config import ConfigError
 
 
@@ -20,5 +21,5 @@ def mixed_precision(amp: str, device: torch.device):
     return autocast, torch.amp.GradScaler(device.type, enabled=amp == "fp16")
 
 
-class NonFiniteLossError(ValueError):
+class NonFiniteLossError(UserError):
     """The training loss became NaN or infinite."""

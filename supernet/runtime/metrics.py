@@ -64,14 +64,16 @@ class MetricsLog:
 class Progress:
     """Rate and ETA of a loop of `total` steps of which `done` were done before this process began."""
 
-    def __init__(self, total: int, done: int = 0, items_per_step: int = 1, unit: str = "img"):
-        self.total, self.start, self.items_per_step, self.unit = total, done, items_per_step, unit
+    def __init__(self, total: int, done: int = 0, items_per_step: int | None = None, unit: str = "step",
+                 item: str = "img"):
+        self.total, self.start, self.items_per_step, self.unit, self.item = total, done, items_per_step, unit, item
         self.t0 = time.perf_counter()
 
     def line(self, step: int) -> str:
-        """e.g. 'step 120/400 (30%) 12.3 step/s 788 img/s ETA 0:00:22'."""
+        """e.g. 'step 120/400 (30%) 12.30 step/s 788 img/s ETA 0:00:22'."""
         elapsed = time.perf_counter() - self.t0
         rate = (step - self.start) / elapsed if elapsed > 0 else 0.0
         eta = timedelta(seconds=round((self.total - step) / rate)) if rate > 0 else "?"
-        return (f"step {step}/{self.total} ({100 * step / max(self.total, 1):.0f}%) {rate:.2f} step/s "
-                f"{rate * self.items_per_step:.0f} {self.unit}/s ETA {eta}")
+        items = f" {rate * self.items_per_step:.0f} {self.item}/s" if self.items_per_step else ""
+        return (f"{self.unit} {step}/{self.total} ({100 * step / max(self.total, 1):.0f}%) "
+                f"{rate:.2f} {self.unit}/s{items} ETA {eta}")
