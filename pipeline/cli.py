@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from supernet.runtime.cli import command
+from supernet.runtime.distributed import distributed_session, is_main_process
 
 from .config import STAGES, split_overrides, stage_files
 from .report import REPORT_DIR, SUMMARY_MD, summary_table, write_report
@@ -27,13 +28,17 @@ log = logging.getLogger(__name__)
 
 
 def run_pipeline(config: Path, out: Path, overrides) -> dict | None:
-    """Run (or resume) the pipeline in `out`; the report's summary, None if a stage stopped early."""
+    """Run (or resume) the pipeline in `out`; the report's summary (on rank 0 of a torchrun job; None on
+    the others), None if a stage stopped early."""
     start = time.perf_counter()
     configs = resolve_configs(stage_files(config), split_overrides(overrides), out)
-    for stage in STAGES:
-        if run_stage(stage, configs[stage], out / stage) is None:
-            log.info("the %s stage stopped before its end (max_steps/max_epochs); re-run to continue", stage)
-            return None
+    with distributed_session(configs["supernet"].device):   # one process group for the three stages
+        for stage in STAGES:
+            if run_stage(stage, configs[stage], out / stage) is None:
+                log.info("the %s stage stopped before its end (max_steps/max_epochs); re-run to continue", stage)
+                return None
+    if not is_main_process():
+        return None   # rank 0 of a torchrun job reports
     summary = write_report(out, configs)
     print(f"\n{summary_table(summary)}")
     print(f"cells: {summary['genotype_str']}\nreport: {out / REPORT_DIR / SUMMARY_MD} "

@@ -3,8 +3,9 @@
 Each stage runs in DIR/<stage> on its command's own path (load_config, then the function behind
 `supernet-train`, `nas-search` or `nas-retrain`), so it writes what the command writes and
 resumes as the command does. The pipeline sets what links the stages: the search reads
-DIR/supernet; the retraining takes the search's result (search.json, or comparison.json for a
-list of strategies, whose `best` is the highest reward) and the supernet's dataset and data_dir.
+DIR/supernet (and its data); the retraining takes the search's result (search.json, or
+comparison.json for a list of strategies, whose `best` is the highest reward) and everything that
+defines the supernet's data: dataset, data_dir and image_size.
 All three configs are resolved before any stage runs, so a bad key fails at once.
 """
 from __future__ import annotations
@@ -33,11 +34,13 @@ log = logging.getLogger(__name__)
 
 CONFIG_CLASSES = {"supernet": TrainConfig, "search": SearchConfig, "retrain": RetrainConfig}
 RUNNERS = {"supernet": train, "search": search_cli.run, "retrain": retrain}
+DATA_KEYS = ("dataset", "data_dir", "image_size")   # what defines the data (its channels and normalisation follow)
 LINK_REASONS = {
     "supernet": "the search reads the pipeline's own supernet stage",
     "genotype": "the retraining takes the search stage's best cells",
     "dataset": "the retraining uses the supernet's data; set supernet.dataset",
     "data_dir": "the retraining uses the supernet's data; set supernet.data_dir",
+    "image_size": "the retraining uses the supernet's data; set supernet.image_size",
 }
 
 
@@ -66,7 +69,7 @@ def links(stage: str, out: Path, configs: dict) -> dict:
     if stage == "retrain":
         supernet = configs["supernet"]
         return {"genotype": str(final_json("search", configs["search"], out / "search")),
-                "dataset": supernet.dataset, "data_dir": supernet.data_dir}
+                **{key: getattr(supernet, key) for key in DATA_KEYS}}
     return {}
 
 

@@ -14,11 +14,11 @@ import argparse
 import json
 import sys
 
+from supernet.genotype_source import resolve_genotype
 from supernet.network import CONVENTIONS
 from supernet.runtime.cli import command
 from supernet.runtime.config import ConfigError
 
-from .genotype_source import resolve_genotype
 from .scaling import REDUCTIONS_AMONG_N, filters_of, layers_for, parse_amount, scale, width_for
 from .sizes import measure
 from .spec import NetSpec

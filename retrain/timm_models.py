@@ -26,8 +26,8 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from supernet import zoo
 from supernet.errors import UserError
 from supernet.genotype import Genotype
+from supernet.genotype_source import resolve_genotype
 
-from .genotype_source import resolve_genotype
 from .spec import NetSpec
 
 _MOBILE_CFG = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bilinear", "mean": IMAGENET_DEFAULT_MEAN,

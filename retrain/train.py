@@ -25,12 +25,12 @@ from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3, accuracy
 from torch.nn.parallel import DistributedDataParallel
 
+from supernet.genotype_source import resolve_genotype
 from supernet.runtime.config import ConfigError, load_config
 from supernet.runtime.data import make_loaders
 from supernet.runtime.distributed import Dist, all_reduce_sum, device_name, run_unless_finished
 from supernet.runtime.loop import TrainLoop, batch_stats
 
-from .genotype_source import resolve_genotype
 from .sizes import measure
 from .spec import NetSpec
 
@@ -44,7 +44,7 @@ class RetrainConfig:
     """Settings of `nas-retrain`; the defaults are the DARTS CIFAR-10 protocol. `batch_size` is per process."""
     RERUN_FREE_KEYS: ClassVar[tuple] = ("workers", "max_epochs", "log_every", "eval_every")
 
-    genotype: str = "darts_v2"           # zoo cell, search.json or genotype JSON file
+    genotype: str | dict = "darts_v2"    # zoo cell, search.json, genotype JSON file, or the genotype inline
     convention: Literal["auto", "darts", "nasnet"] = "auto"   # auto: the genotype's own
     C: int = 36
     layers: int = 20
@@ -121,7 +121,8 @@ class Retrainer(TrainLoop):
 
     def describe(self) -> str:
         cfg, spec = self.cfg, self.spec
-        return (f"{cfg.genotype}, {spec.convention} convention, C={cfg.C}, {cfg.layers} cells: "
+        name = cfg.genotype if isinstance(cfg.genotype, str) else "the inline genotype"
+        return (f"{name}, {spec.convention} convention, C={cfg.C}, {cfg.layers} cells: "
                 f"{self.sizes['params']} params, {self.sizes['macs'] / 1e6:.1f}M mult-adds at "
                 f"{spec.image_size}x{spec.image_size}; {cfg.epochs} epochs on {self.dist.device}")
 

@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from supernet.errors import MissingFileError
 from supernet.genotype import Genotype
+from supernet.genotype_source import resolve_genotype
 from supernet.runtime.checkpoint import CheckpointError, load_supernet
 from supernet.runtime.cli import command
 from supernet.runtime.config import CONFIG_FILE, ConfigError, load_config
 from supernet.runtime.data import make_loaders, set_epoch
-from supernet.runtime.distributed import init_distributed, shutdown
+from supernet.runtime.distributed import distributed_session
 from supernet.runtime.files import write_json
 from supernet.runtime.precision import mixed_precision
 
@@ -59,12 +61,19 @@ def check_supernet(net, trained: dict, run_dir):
                               f"({'; '.join(changed)})")
 
 
-def loaders(cfg: SearchConfig, trained: dict, rank: int = 0, world_size: int = 1):
-    """The supernet run's dataset and splits, batched for the search."""
+def loaders(cfg: SearchConfig, trained: dict, rank: int = 0, world_size: int = 1, shard_eval: bool = False):
+    """The supernet run's dataset and splits, batched for the search (this rank's share of the training
+    batches; with `shard_eval`, its shard of the evaluation splits)."""
     return make_loaders(trained["dataset"], cfg.data_dir or trained["data_dir"], cfg.batch_size,
                         image_size=trained["image_size"], val_fraction=trained["val_fraction"],
-                        workers=cfg.workers, seed=cfg.seed, rank=rank, world_size=world_size,
-                        shard_eval=world_size > 1)
+                        workers=cfg.workers, seed=cfg.seed, rank=rank, world_size=world_size, shard_eval=shard_eval)
+
+
+def size_limit(limit: int | str | dict | None, metric: str, target: Constraints) -> int | None:
+    """A max_params / max_macs setting as a number: itself, or the size of a genotype's target network."""
+    if limit is None or isinstance(limit, int):
+        return limit
+    return target.size(resolve_genotype(limit)[0])[metric]
 
 
 def build_evaluator(cfg: SearchConfig, net, data, device) -> Evaluator:
@@ -73,9 +82,10 @@ def build_evaluator(cfg: SearchConfig, net, data, device) -> Evaluator:
     constraints = None
     if cfg.max_params is not None or cfg.max_macs is not None:
         shape = net.spec
-        constraints = Constraints(cfg.target_C or shape.C, cfg.target_layers or shape.layers, shape.num_classes,
-                                  cfg.target_image_size or data.image_size, shape.in_channels, cfg.max_params,
-                                  cfg.max_macs)
+        target = Constraints(cfg.target_C or shape.C, cfg.target_layers or shape.layers, shape.num_classes,
+                             cfg.target_image_size or data.image_size, shape.in_channels)
+        constraints = replace(target, max_params=size_limit(cfg.max_params, "params", target),
+                              max_macs=size_limit(cfg.max_macs, "macs", target))
     calibration = take_batches(data.train, cfg.calibration_batches, device)
     validation = take_batches(data.val, cfg.eval_batches, device) if data.val is not None else []
     return Evaluator(net, calibration, validation, constraints, mixed_precision(cfg.amp, device)[0])
@@ -85,8 +95,7 @@ def search(cfg: SearchConfig, out) -> dict | None:
     """Run (or resume) the search in `out`; the summary that search.json holds, None if a relaxed
     search stopped at max_steps (its search.json then says `finished: false`)."""
     out = Path(out)
-    dist = init_distributed(cfg.device)
-    try:
+    with distributed_session(cfg.device) as dist:
         trained = supernet_settings(cfg.supernet)
         net = load_supernet(cfg.supernet).to(dist.device).eval()
         check_supernet(net, trained, cfg.supernet)
@@ -95,8 +104,6 @@ def search(cfg: SearchConfig, out) -> dict | None:
             return relaxed_search(cfg, net, trained, evaluator, out, dist)
         strategy = create_strategy(cfg.strategy, net.space, seed=cfg.seed, **cfg.strategy_options)
         return run_search(cfg, strategy, evaluator, out, dist.is_main)
-    finally:
-        shutdown()
 
 
 def relaxed_search(cfg: SearchConfig, net, trained: dict, evaluator: Evaluator, out: Path, dist) -> dict | None:

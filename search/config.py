@@ -28,9 +28,10 @@ class SearchConfig:
     accum_steps: int = 1                 # relaxed strategies: micro-batches per step (each normalised on its own)
     calibration_batches: int = 5         # training batches that recalibrate BN statistics
     eval_batches: int | None = None      # validation batches scored; None: the whole split
-    # size limits on the fixed network a genotype stands for; target_* None: the supernet's
-    max_params: int | None = None
-    max_macs: int | None = None
+    # size limits on the fixed network a genotype stands for: a number, or a genotype (zoo name, file,
+    # or inline) whose network at the target size sets the limit; target_* None: the supernet's
+    max_params: int | str | dict | None = None
+    max_macs: int | str | dict | None = None
     target_C: int | None = None
     target_layers: int | None = None
     target_image_size: int | None = None

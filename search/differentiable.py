@@ -27,6 +27,7 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 
 from supernet.runtime.config import ConfigError
+from supernet.runtime.data import global_batches
 from supernet.runtime.distributed import Dist, average_gradients, broadcast_parameters
 from supernet.runtime.loop import TrainLoop
 
@@ -115,6 +116,7 @@ class BilevelSearch(TrainLoop):
         super().__init__(cfg, run_dir, dist, amp=cfg.amp, channels_last=False, grad_clip=cfg.grad_clip,
                          log_every=cfg.log_every, accum_steps=cfg.accum_steps, max_steps=cfg.max_steps)
         self.data, self.space, self.network = data, net.space, net.spec.to_dict()
+        self.val_loader = global_batches(data.val.dataset, cfg.batch_size, dist.rank, dist.world_size)
         self.net = net
         self.prepare_model()
         if not cfg.warm_start:
@@ -148,7 +150,7 @@ class BilevelSearch(TrainLoop):
 
     def start_epoch(self, epoch: int):
         self.model.train()
-        self.val_batches = batches_from(self.data.val, self.step)
+        self.val_batches = batches_from(self.val_loader, self.step)
 
     def step_inputs(self) -> tuple:
         xv, yv = next(self.val_batches)

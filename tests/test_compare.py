@@ -76,8 +76,8 @@ def test_comparison_agrees_with_each_search_json(compared):
 
 
 def test_the_comparison_names_a_genotype_nas_retrain_reads(compared):
-    from retrain.genotype_source import resolve_genotype
     from supernet.genotype import Genotype
+    from supernet.genotype_source import resolve_genotype
 
     genotype, _ = resolve_genotype(str(compared / "comparison.json"))
     assert genotype == Genotype.from_dict(read(compared / "comparison.json")["best"]["genotype"])

@@ -74,3 +74,31 @@ def test_two_processes_reach_the_weights_of_one_with_twice_the_batch(tmp_path):
     for k, v in one["model"].items():
         if not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
             torch.testing.assert_close(two["model"][k], v, rtol=0, atol=1e-5, msg=k)
+
+
+def run_search(out, supernet, strategy, *overrides, nproc=1):
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+                if nproc > 1 else [sys.executable])
+    cmd = launcher + ["-m", "search", "--out", str(out), f"supernet={supernet}", f"strategy={strategy}", "epochs=1",
+                      "max_steps=6", "log_every=3", "device=cpu", "arch_lr=0.01", *overrides]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, timeout=600)
+    return torch.load(Path(out) / "checkpoint.pt", weights_only=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["gdas", "entmax"])
+def test_a_relaxed_search_on_two_processes_equals_one_with_twice_the_batch(strategy, tmp_path):
+    # as for supernet training: the ranks' shares of each global batch are the micro-batches of one
+    # process, for the weight step's training batches and the architecture step's validation batches
+    supernet = tmp_path / "supernet"
+    run_train(supernet, "batch_size=32")
+    two = run_search(tmp_path / "two", supernet, strategy, "batch_size=16", nproc=2)
+    one = run_search(tmp_path / "one", supernet, strategy, "batch_size=32", "accum_steps=2")
+    assert two["step"] == one["step"] == 6
+    moved = [torch.norm(v) for v in one["arch"].values()]
+    assert min(moved) > 1e-2   # the logits left their initial 1e-3 scale
+    for part in ("arch", "model"):
+        for k, v in one[part].items():
+            if not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+                torch.testing.assert_close(two[part][k], v, rtol=0, atol=1e-5, msg=f"{part} {k}")

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -158,3 +159,50 @@ def test_killed_in_the_search_the_pipeline_ends_as_an_uninterrupted_run(run, tmp
     keep = ("genotype", "reward", "round", "cached")
     assert ([{k: r[k] for k in keep} for r in read(tmp_path / "search" / "search.json")["history"]]
             == [{k: r[k] for k in keep} for r in read(run / "search" / "search.json")["history"]])
+
+
+def _photos(root: Path) -> Path:
+    """An image folder of 2 classes x 24 tiny PNGs, half of them 10x10 pixels, half 14x14."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for c in range(2):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(24):
+            size = 10 if i % 2 else 14
+            pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8) // (c + 1)
+            Image.fromarray(pixels).save(root / f"class{c}" / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("size", [8, 12])
+def test_every_stage_works_on_the_supernet_image_size(size, tmp_path):
+    photos, out = _photos(tmp_path / "photos"), tmp_path / "run"
+    main(["--config", str(CONFIG), "--out", str(out), *TINY, "supernet.dataset=imagefolder",
+          f"supernet.data_dir={photos}", f"supernet.image_size={size}", "supernet.val_fraction=0.25",
+          "supernet.batch_size=8", "search.batch_size=8", "retrain.batch_size=8", "search.budget=4"])
+    configs = {stage: yaml.safe_load((out / stage / "config.yaml").read_text()) for stage in STAGE_FILES}
+    assert configs["retrain"]["image_size"] == configs["supernet"]["image_size"] == size
+    assert configs["retrain"]["dataset"] == "imagefolder" and configs["retrain"]["data_dir"] == str(photos)
+    assert read(out / "retrain" / "retrain.json")["image_size"] == size
+
+
+def test_the_retrain_image_size_is_the_pipelines_to_set(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--config", str(CONFIG), "--out", str(tmp_path / "run"), *TINY, "retrain.image_size=16"])
+    assert capsys.readouterr().err.startswith("error: retrain.image_size is set by the pipeline")
+
+
+@pytest.mark.slow
+def test_the_pipeline_runs_under_torchrun_on_two_processes(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pipeline",
+           "--config", str(CONFIG), "--out", str(tmp_path), *TINY]
+    result = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for stage, final in STAGE_FILES.items():
+        assert (tmp_path / stage / final).is_file(), stage
+    assert read(tmp_path / "supernet" / "supernet.json")["world_size"] == 2
+    assert read(tmp_path / "retrain" / "retrain.json")["world_size"] == 2
+    summary = read(tmp_path / "report" / "summary.json")
+    assert summary["genotype"] == read(tmp_path / "retrain" / "retrain.json")["genotype"]
+    assert result.stdout.count("| retrain  | test accuracy") == 1   # one report, from rank 0

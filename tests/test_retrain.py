@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from retrain.cli import main
-from retrain.genotype_source import resolve_genotype
 from retrain.sizes import measure
 from retrain.spec import NetSpec
 from retrain.train import RetrainConfig, retrain
 from supernet import zoo
 from supernet.genotype import GenotypeError
+from supernet.genotype_source import resolve_genotype
 from supernet.runtime.checkpoint import load_checkpoint
 from supernet.space import get_space
 

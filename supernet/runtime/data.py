@@ -71,14 +71,17 @@ def _seed(*parts: int) -> int:
 
 
 class EpochSampler(Sampler[int]):
-    """This rank's share of one seeded permutation per epoch (see the module docstring)."""
+    """This rank's share of one seeded permutation per epoch (see the module docstring), or of the
+    items in order (`shuffle=False`)."""
 
-    def __init__(self, n: int, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0):
+    def __init__(self, n: int, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
+                 shuffle: bool = True, split: str = "training"):
         self.n, self.batch_size, self.rank, self.world_size, self.seed = n, batch_size, rank, world_size, seed
+        self.shuffle = shuffle
         self.num_batches = n // (batch_size * world_size)
         self.epoch = 0
         if self.num_batches == 0:
-            raise DatasetError(f"the training split has {n} samples, fewer than one global batch "
+            raise DatasetError(f"the {split} split has {n} samples, fewer than one global batch "
                                f"({batch_size} x {world_size} processes)")
 
     def set_epoch(self, epoch: int):
@@ -89,8 +92,17 @@ class EpochSampler(Sampler[int]):
 
     def __iter__(self):
         g = torch.Generator().manual_seed(_seed(self.seed, self.epoch))
-        perm = torch.randperm(self.n, generator=g)[:self.num_batches * self.batch_size * self.world_size]
+        order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
+        perm = order[:self.num_batches * self.batch_size * self.world_size]
         return iter(perm.view(self.num_batches, self.world_size, self.batch_size)[:, self.rank].reshape(-1).tolist())
+
+
+def global_batches(dataset: Dataset, batch_size: int, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """`dataset` in order, cut into global batches of `batch_size * world_size` (a last partial one
+    dropped) of which this rank takes its chunk: N processes see the micro-batches of one process
+    with N times the batch, as in training (the relaxed search's validation batches)."""
+    sampler = EpochSampler(len(dataset), batch_size, rank, world_size, shuffle=False, split="validation")
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True)
 
 
 def set_epoch(loader: DataLoader, epoch: int):

@@ -9,6 +9,7 @@ step, so every rank has gradients for the same parameters, in the same order;
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -80,10 +81,23 @@ def init_distributed(device: str = "auto") -> Dist:
     return Dist(rank, world_size, local_rank, dev)
 
 
-def shutdown():
-    """Leave the process group, if this process joined one."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+_sessions = 0   # how many `distributed_session`s are open in this process
+
+
+@contextlib.contextmanager
+def distributed_session(device: str = "auto"):
+    """The torch.distributed session of a command (`init_distributed`'s Dist): the process group is
+    joined once, by the outermost session, and left when that one closes, so that the stages of
+    one pipeline share it (a process group cannot be joined again once left)."""
+    global _sessions
+    where = init_distributed(device)
+    _sessions += 1
+    try:
+        yield where
+    finally:
+        _sessions -= 1
+        if _sessions == 0 and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _active() -> bool:
@@ -148,8 +162,5 @@ def run_unless_finished(out, summary_file: str, device: str, make_runner):
     if summary_path.exists():
         log.info("%s is finished; nothing to do", out)
         return json.loads(summary_path.read_text())
-    dist = init_distributed(device)
-    try:
-        return make_runner(dist).run()
-    finally:
-        shutdown()
+    with distributed_session(device) as where:
+        return make_runner(where).run()

@@ -1,17 +1,19 @@
-"""Where a genotype to retrain comes from: a zoo name, a search.json, a genotype JSON file,
-or the genotype itself as JSON / DARTS text.
+"""Where a genotype a user names comes from: a zoo name, a search.json or comparison.json, a genotype
+JSON file, or the genotype itself, as JSON / DARTS text or (from a YAML config or a `key={...}`
+override) as its mapping.
 
     genotype, convention = resolve_genotype("darts_v2")             # ("darts" for the DARTS family)
     genotype, convention = resolve_genotype("runs/search/search.json")
+    genotype, convention = resolve_genotype({"normal": [...], "normal_concat": [...], ...})
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from supernet import zoo
-from supernet.errors import MissingFileError
-from supernet.genotype import Genotype, GenotypeError
+from . import zoo
+from .errors import MissingFileError
+from .genotype import Genotype, GenotypeError
 
 
 def _from_record(data, source: str) -> Genotype:
@@ -27,9 +29,14 @@ def _from_record(data, source: str) -> Genotype:
         raise GenotypeError(f"{source} holds no genotype: {e}") from None
 
 
-def resolve_genotype(spec: str) -> tuple[Genotype, str]:
+def resolve_genotype(spec: str | dict) -> tuple[Genotype, str]:
     """(genotype, its natural convention): the NASNet family of the zoo is built in the NASNet
     convention, everything else (DARTS family, searched cells) in the DARTS convention."""
+    if isinstance(spec, dict):
+        try:
+            return Genotype.from_dict(spec), "darts"
+        except GenotypeError as e:
+            raise GenotypeError(f"the genotype given inline is malformed: {e}") from None
     if spec in zoo.names():
         return zoo.get(spec), zoo.space_of(spec)
     text = spec.strip()

@@ -1,0 +1,91 @@
+"""Standalone accuracy of a seeded sample of a space's genotypes (and of zoo cells), each trained from
+scratch: the ground truth that tools/ranking.py scores supernets against.
+
+    python tools/ground_truth.py --config configs/cifar10_5k_retrain.yaml --space nasnet --sample 24 \\
+        --zoo nasnet_a amoebanet_a pnasnet_5 enas --reseed 8 --jobs 2 --runs runs/ground_truth \\
+        --json tools/ground_truth/cifar10_5k_nasnet_c8_l5.json
+
+Every genotype is one `nas-retrain` run under the config (its budget), in RUNS/<name>/seed<k>; a run
+that is cut short resumes, a finished one is read back. The first `--reseed` genotypes are trained
+again with seed 1: the seed-to-seed Kendall tau of standalone training is the ceiling any proxy
+(a supernet, a parameter count) can reach. `--jobs` runs that many trainings at once, one thread each.
+The JSON is a list of {name, genotype, accuracy (seed 0), accuracies (seed -> test accuracy), params, macs}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau
+
+from retrain.train import RetrainConfig, retrain
+from supernet import zoo
+from supernet.runtime.config import from_dict, read_yaml
+from supernet.runtime.files import write_json
+from supernet.space import get_space
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, required=True, help="nas-retrain config: the training budget")
+    p.add_argument("--space", default="nasnet")
+    p.add_argument("--sample", type=int, default=24, help="random genotypes of the space")
+    p.add_argument("--sample-seed", type=int, default=0)
+    p.add_argument("--zoo", nargs="*", default=[], help="zoo cells to add")
+    p.add_argument("--reseed", type=int, default=8, help="genotypes trained again with seed 1")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--runs", type=Path, default=Path("runs/ground_truth"), help="where the training runs go")
+    p.add_argument("--json", type=Path, required=True)
+    return p.parse_args(argv)
+
+
+def genotypes(space_name: str, sample: int, sample_seed: int, zoo_cells) -> dict:
+    """name -> genotype: `sample` seeded draws of the space, then the zoo cells."""
+    space, rng = get_space(space_name), np.random.default_rng(sample_seed)
+    named = {f"{space_name}_{sample_seed}_{i:02d}": space.sample(rng) for i in range(sample)}
+    return {**named, **{name: zoo.get(name) for name in zoo_cells}}
+
+
+def train_one(config: Path, genotype_json: str, seed: int, out: Path) -> dict:
+    """One nas-retrain run (resumed or read back if it exists); its summary."""
+    import torch
+    torch.set_num_threads(1)
+    values = {**read_yaml(config), "genotype": genotype_json, "seed": seed}
+    return retrain(from_dict(RetrainConfig, values, str(config)), out)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cells = genotypes(args.space, args.sample, args.sample_seed, args.zoo)
+    jobs = [(name, 0) for name in cells] + [(name, 1) for name in list(cells)[:args.reseed]]
+    start = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        futures = {job: pool.submit(train_one, args.config, cells[job[0]].to_json(), job[1],
+                                    args.runs / job[0] / f"seed{job[1]}") for job in jobs}
+        results = {}
+        for k, (job, future) in enumerate(futures.items()):
+            results[job] = future.result()
+            print(f"{k + 1}/{len(jobs)} {job[0]} seed {job[1]}: test accuracy {results[job]['test_acc']:.4f} "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+    records = [{"name": name, "genotype": g.to_dict(), "accuracy": results[name, 0]["test_acc"],
+                "accuracies": {str(seed): results[name, seed]["test_acc"] for n, seed in jobs if n == name},
+                "params": results[name, 0]["params"], "macs": results[name, 0]["macs"]} for name, g in cells.items()]
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    write_json(args.json, records)
+    twice = [r["accuracies"] for r in records if len(r["accuracies"]) == 2]
+    tau = kendalltau([a["0"] for a in twice], [a["1"] for a in twice])[0] if len(twice) > 1 else None
+    accs = [r["accuracy"] for r in records]
+    print(json.dumps({"count": len(records), "accuracy_min": min(accs), "accuracy_max": max(accs),
+                      "accuracy_mean": float(np.mean(accs)), "reseeded": len(twice),
+                      "seed_to_seed_kendall_tau": tau, "wall_time_s": round(time.perf_counter() - start),
+                      "cpus": os.cpu_count()}))
+
+
+if __name__ == "__main__":
+    main()
