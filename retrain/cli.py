@@ -4,6 +4,7 @@
     nas-retrain describe darts_v2 --C 36 --layers 20 --dataset cifar10 --json
     nas-retrain describe nasnet_a --N 6 --F 4032 --dataset imagenet --image-size 331
     nas-retrain scale darts_v2 --macs 600M --N 4 --dataset imagenet
+    nas-retrain export runs/darts_v2 --onnx model.onnx --torchscript model.pt
 
 GENOTYPE is a zoo cell (supernet.zoo.names()), a search.json or a genotype JSON file.
 The convention defaults to the cell's own: NASNet for the zoo's NASNet family, DARTS otherwise.
@@ -19,6 +20,7 @@ from supernet.network import CONVENTIONS
 from supernet.runtime.cli import command
 from supernet.runtime.config import ConfigError
 
+from .export import main as export
 from .scaling import REDUCTIONS_AMONG_N, filters_of, layers_for, parse_amount, scale, width_for
 from .sizes import measure
 from .spec import NetSpec
@@ -26,7 +28,6 @@ from .train import train_from_argv
 
 # dataset: (classes, image size, C, layers) of the DARTS settings, the defaults of describe/scale
 DATASETS = {"cifar10": (10, 32, 36, 20), "imagenet": (1000, 224, 48, 14)}
-SUBCOMMANDS = ("describe", "scale")
 
 
 def _network_args(parser: argparse.ArgumentParser):
@@ -99,4 +100,6 @@ def main(argv=None):
         return describe(argv[1:])
     if argv and argv[0] == "scale":
         return scale_to_budget(argv[1:])
+    if argv and argv[0] == "export":
+        return export(argv[1:])
     train_from_argv(argv)

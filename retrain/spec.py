@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from supernet.genotype import Genotype
-from supernet.network import Network
+from supernet.network import CONVENTIONS, Network
 from supernet.network_base import FixedNetwork
 from supernet.runtime.config import ConfigError
 
@@ -29,13 +29,20 @@ class NetSpec:
     skip_reduction_input: bool = False   # NASNet-A Large's chaining (nasnet convention only)
 
     def __post_init__(self):
-        for key in ("C", "layers", "num_classes", "image_size", "in_channels", "stem_multiplier"):
+        for key in ("C", "layers", "image_size", "in_channels", "stem_multiplier"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if self.num_classes < 0:
+            raise ConfigError(f"num_classes must be at least 0 (0: no classifier), got {self.num_classes}")
 
     @property
     def stem(self) -> str:
         return "imagenet" if self.image_size > 64 else "cifar"
+
+    @property
+    def feature_levels(self) -> int:
+        """How many feature maps the network lists in `feature_info`: one per stage, and those of the ImageNet stem."""
+        return 3 + (CONVENTIONS[self.convention].imagenet_stem_levels if self.stem == "imagenet" else 0)
 
     def build(self, auxiliary: bool = False, drop_path: float = 0.0) -> FixedNetwork:
         return Network(self.genotype, self.C, self.layers, self.num_classes, stem=self.stem,
@@ -45,3 +52,7 @@ class NetSpec:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "genotype": self.genotype.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> NetSpec:
+        return cls(**{**d, "genotype": Genotype.from_dict(d["genotype"])})

@@ -9,7 +9,8 @@ with SGD, the auxiliary loss weighted by auxiliary_weight, label smoothing and g
 clipping; EMA weights (timm ModelEmaV3) are kept when ema_decay > 0. Under torchrun the model
 is wrapped in DistributedDataParallel and each process takes its share of each global batch.
 A checkpoint ends every epoch, and re-running the command resumes from it. The run ends by
-writing retrain.json with the test accuracy, the parameters and the mult-adds.
+writing model.safetensors (the final weights, loadable through timm: retrain.timm_models) and
+retrain.json with the test accuracy, the parameters, the mult-adds and the network's settings.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from supernet.runtime.loop import TrainLoop, batch_stats
 
 from .sizes import measure
 from .spec import NetSpec
+from .weights import WEIGHTS_FILE, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +208,13 @@ class Retrainer(TrainLoop):
             **{k: v for k, v in self.last.items() if k != "epoch"},
             "wall_time_s": round(self.elapsed(), 3), "world_size": self.dist.world_size,
             "global_batch": cfg.batch_size * self.dist.world_size, "amp": cfg.amp,
-            "device": device_name(self.dist.device),
+            "device": device_name(self.dist.device), "network": self.network, "weights": WEIGHTS_FILE,
         }
+
+    def finish(self) -> dict:
+        if self.dist.is_main:   # the weights first: a run whose retrain.json exists has them
+            save_weights(self.net, self.spec, self.out / WEIGHTS_FILE)
+        return super().finish()
 
 
 def retrain(cfg: RetrainConfig, out) -> dict | None:

@@ -64,22 +64,33 @@ def accuracy(net: nn.Module, batches, autocast=contextlib.nullcontext) -> float:
     return correct / max(total, 1)
 
 
+BN_MODES = ("recalibrate", "batch")
+
+
 class Evaluator:
+    """Scores candidates (see the module docstring); `bn="batch"` instead normalises each validation
+    batch with its own statistics (BN in training mode), without recalibration."""
+
     def __init__(self, supernet, calibration, validation, constraints: Constraints | None = None,
-                 autocast=contextlib.nullcontext):
+                 autocast=contextlib.nullcontext, bn: str = "recalibrate"):
+        if bn not in BN_MODES:
+            raise UserError(f"bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
         if not validation:
             raise UserError("the search needs validation images; the supernet run has no validation split "
                              "(train it with val_fraction above 0)")
         self.supernet = supernet
         self.calibration, self.validation = calibration, validation
         self.constraints = constraints
-        self.autocast = autocast
+        self.autocast, self.bn = autocast, bn
         self.cache: dict = {}
 
     def score(self, genotype) -> float:
-        """Validation accuracy of the subnet of `genotype` after BN recalibration."""
+        """Validation accuracy of the subnet of `genotype` (after BN recalibration)."""
         net = self.supernet.subnet(genotype)
-        recalibrate_bn(net, self.calibration, self.autocast)
+        if self.bn == "recalibrate":
+            recalibrate_bn(net, self.calibration, self.autocast)
+        else:
+            net.train()
         return accuracy(net, self.validation, self.autocast)
 
     def record(self, genotype) -> dict:

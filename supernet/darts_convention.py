@@ -7,7 +7,7 @@ from torch import nn
 
 from .genotype import Genotype, GenotypeError
 from .layout import CellSpec, Stem, cell_plan, op_stride
-from .network_base import FixedNetwork
+from .network_base import FixedNetwork, level
 from .ops import OPS, FactorizedReduce, ReLUConvBN, is_identity
 
 
@@ -19,57 +19,73 @@ def preprocess(C_pp: int, C_p: int, spec: CellSpec, affine: bool) -> tuple[nn.Mo
 
 
 class Cell(nn.Module):
-    def __init__(self, pairs, concat, C_pp: int, C_p: int, spec: CellSpec, affine: bool):
+    def __init__(self, pairs, concat, C_pp: int, C_p: int, spec: CellSpec, affine: bool, ops: dict = OPS):
         super().__init__()
         if spec.reduction and min(concat) < 2:
             raise GenotypeError(f"a reduction cell cannot concatenate its inputs (larger than its output), "
                                 f"got reduce_concat={list(concat)}")
-        unknown = [op for op, _ in pairs if op not in OPS]
+        unknown = [op for op, _ in pairs if op not in ops]
         if unknown:
             raise GenotypeError(f"op {unknown[0]!r} is not a DARTS-convention op (ops: {', '.join(OPS)})")
         self.reduction = spec.reduction
         self.preprocess0, self.preprocess1 = preprocess(C_pp, C_p, spec, affine)
-        self.ops = nn.ModuleList(OPS[op](spec.C, op_stride(spec, j), affine) for op, j in pairs)
+        self.ops = nn.ModuleList(ops[op](spec.C, op_stride(spec, j), affine) for op, j in pairs)
         self.inputs = [j for _, j in pairs]
+        self.droppable = [not is_identity(op) for op in self.ops]
         self.concat = list(concat)
 
     def forward(self, s0, s1, drop_prob: float = 0.0):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        for b in range(len(self.ops) // 2):
-            h = 0
-            for k in (2 * b, 2 * b + 1):
-                y = self.ops[k](states[self.inputs[k]])
-                if drop_prob > 0 and self.training and not is_identity(self.ops[k]):
-                    y = drop_path(y, drop_prob, self.training)
-                h = h + y
-            states.append(h)
+        h = states[0]   # slot a's output, until slot b's is added to it
+        for k, op in enumerate(self.ops):
+            y = op(states[self.inputs[k]])
+            if drop_prob > 0 and self.training and self.droppable[k]:
+                y = drop_path(y, drop_prob, True)
+            if k % 2 == 0:
+                h = y
+            else:
+                states.append(h + y)
         return torch.cat([states[i] for i in self.concat], dim=1)
 
 
 class DartsNetwork(FixedNetwork):
-    """Cells, stem and chaining as the DARTS code builds them (drop-path at one rate in every cell)."""
+    """Cells, stem and chaining as the DARTS code builds them (drop-path at one rate in every cell);
+    `ops` is the op set (a supernet's subnet takes the supernet's)."""
+    imagenet_stem_levels = 1   # the feature maps of the ImageNet stem in feature_info: stem0 (/4)
 
     def __init__(self, genotype: Genotype, C: int, layers: int, num_classes: int, stem: str = "cifar",
                  auxiliary: bool = False, drop_path: float = 0.0, affine: bool = True, in_channels: int = 3,
-                 stem_multiplier: int = 3):
+                 stem_multiplier: int = 3, ops: dict = OPS):
         super().__init__(genotype, drop_path)
         self.stem = Stem(stem, in_channels, C, stem_multiplier)
         C_pp, C_p = self.stem.channels
         self.cells = nn.ModuleList()
         self.aux_index = 2 * layers // 3
-        for i, spec in enumerate(cell_plan(C, layers, self.stem.reduction_prev)):
+        plan = cell_plan(C, layers, self.stem.reduction_prev)
+        # a feature level where the resolution is about to halve, and at the end
+        features = [level(C, 4, "stem.stem0")] if stem == "imagenet" else []
+        reduction, self.level_cells = (8 if stem == "imagenet" else 1), []
+        for i, spec in enumerate(plan):
             pairs, concat = genotype.cell(spec.reduction)
-            self.cells.append(Cell(pairs, concat, C_pp, C_p, spec, affine))
+            self.cells.append(Cell(pairs, concat, C_pp, C_p, spec, affine, ops))
             C_pp, C_p = C_p, len(concat) * spec.C
+            reduction *= 2 if spec.reduction else 1
             if i == self.aux_index:
                 C_aux = C_p
-        self._build_head(C_p, C_aux, num_classes, auxiliary)
+            if i + 1 == len(plan) or plan[i + 1].reduction:
+                self.level_cells.append(i)
+                features.append(level(C_p, reduction, f"cells.{i}"))
+        self._build_head(C_p, C_aux, num_classes, auxiliary, features)
 
-    def forward_features(self, x):
+    def _features(self, x, levels: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         s0, s1 = self.stem(x)
-        aux = None
+        if levels is not None and self.stem.stem1 is not None:
+            levels.append(s0)
+        aux: torch.Tensor | None = None
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1, self.drop_path)
             if i == self.aux_index and self.aux_head is not None and self.training:
                 aux = self.aux_head(s1)
+            if levels is not None and i in self.level_cells:
+                levels.append(s1)
         return s1, aux

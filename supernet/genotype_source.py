@@ -17,10 +17,12 @@ from .genotype import Genotype, GenotypeError
 
 
 def _from_record(data, source: str) -> Genotype:
-    """A genotype from a parsed search.json (its `best`) or a genotype JSON."""
+    """A genotype from a parsed search.json or comparison.json (its `best`), retrain.json (its
+    `genotype`) or genotype JSON."""
     if isinstance(data, dict) and "best" in data:
         data = data["best"]
-        data = data.get("genotype", data) if isinstance(data, dict) else data
+    if isinstance(data, dict) and "genotype" in data:
+        data = data["genotype"]
     if isinstance(data, str):
         return Genotype.parse(data)
     try:

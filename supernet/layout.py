@@ -44,10 +44,10 @@ class Stem(nn.Module):
         super().__init__()
         if kind not in ("cifar", "imagenet"):
             raise UserError(f"unknown stem {kind!r}; choose 'cifar' or 'imagenet'")
-        self.kind = kind
         if kind == "cifar":
             c = stem_multiplier * C
             self.stem0 = nn.Sequential(nn.Conv2d(in_channels, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+            self.stem1 = None
             self.channels, self.reduction_prev = (c, c), False
         else:
             self.stem0 = nn.Sequential(
@@ -58,7 +58,7 @@ class Stem(nn.Module):
 
     def forward(self, x):
         s0 = self.stem0(x)
-        return (s0, s0) if self.kind == "cifar" else (s0, self.stem1(s0))
+        return (s0, s0) if self.stem1 is None else (s0, self.stem1(s0))
 
 
 class AuxiliaryHead(nn.Module):

@@ -16,7 +16,7 @@ from torch import nn
 from .darts_convention import DartsNetwork, preprocess
 from .genotype import Genotype, GenotypeError
 from .layout import CellSpec, Stem, cell_plan, op_stride
-from .ops import OPS
+from .ops import OPS, with_output_bn
 from .space import SearchSpace, get_space
 
 # one block's terms: (input j, op o, weight or None for the single path)
@@ -24,14 +24,14 @@ Terms = list[list[tuple[int, int, torch.Tensor | None]]]
 
 
 class SearchCell(nn.Module):
-    def __init__(self, space: SearchSpace, C_pp: int, C_p: int, spec: CellSpec):
+    def __init__(self, space: SearchSpace, C_pp: int, C_p: int, spec: CellSpec, ops: dict):
         super().__init__()
         self.reduction = spec.reduction
         self.C = spec.C
         self.preprocess0, self.preprocess1 = preprocess(C_pp, C_p, spec, affine=False)
         self.edges = nn.ModuleList(
             nn.ModuleList(
-                nn.ModuleList(OPS[op](spec.C, op_stride(spec, j), False) for op in space.ops)
+                nn.ModuleList(ops[op](spec.C, op_stride(spec, j), False) for op in space.ops)
                 for j in range(b + 2))
             for b in range(space.num_blocks))
 
@@ -56,10 +56,11 @@ class SuperNetSpec:
     in_channels: int = 3
     stem: str = "cifar"
     stem_multiplier: int = 3
+    op_bn: bool = False          # BN after the ops that have none (pools, identity): supernet.ops.with_output_bn
 
     def build(self) -> SuperNet:
         return SuperNet(get_space(self.space), self.C, self.layers, self.num_classes, self.stem, self.in_channels,
-                        self.stem_multiplier)
+                        self.stem_multiplier, self.op_bn)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,17 +73,18 @@ def build_supernet(*args, **kwargs) -> SuperNet:
 
 class SuperNet(nn.Module):
     def __init__(self, space: SearchSpace, C: int = 16, layers: int = 8, num_classes: int = 10,
-                 stem: str = "cifar", in_channels: int = 3, stem_multiplier: int = 3):
+                 stem: str = "cifar", in_channels: int = 3, stem_multiplier: int = 3, op_bn: bool = False):
         super().__init__()
         self.space = space
-        self.spec = SuperNetSpec(space.name, C, layers, num_classes, in_channels, stem, stem_multiplier)
+        self.spec = SuperNetSpec(space.name, C, layers, num_classes, in_channels, stem, stem_multiplier, op_bn)
+        self.ops = with_output_bn(OPS) if op_bn else OPS
         self._op_index = {op: i for i, op in enumerate(space.ops)}
         self._channel_cache: dict = {}
         self.stem = Stem(stem, in_channels, C, stem_multiplier)
         C_pp, C_p = self.stem.channels
         self.cells = nn.ModuleList()
         for spec in cell_plan(C, layers, self.stem.reduction_prev):
-            self.cells.append(SearchCell(space, C_pp, C_p, spec))
+            self.cells.append(SearchCell(space, C_pp, C_p, spec, self.ops))
             C_pp, C_p = C_p, len(space.concat_states(spec.reduction)) * spec.C
         self.classifier = nn.Linear(C_p, num_classes)
 
@@ -155,7 +157,7 @@ class SuperNet(nn.Module):
         self.space.encode(genotype)
         spec = self.spec
         net = DartsNetwork(genotype, spec.C, spec.layers, spec.num_classes, spec.stem, affine=False,
-                           in_channels=spec.in_channels, stem_multiplier=spec.stem_multiplier)
+                           in_channels=spec.in_channels, stem_multiplier=spec.stem_multiplier, ops=self.ops)
         device = self.classifier.weight.device
         net.to(device).train(self.training)
         net.stem.load_state_dict(self.stem.state_dict())

@@ -26,7 +26,7 @@ from .errors import UserError
 from .genotype import Genotype
 from .layout import CellSpec, cell_plan, op_stride
 from .nasnet_ops import FactorizedReduction, bn, conv_bn, nasnet_op
-from .network_base import FixedNetwork
+from .network_base import FixedNetwork, level
 
 
 def _input_adjust(C_pp: int | None, C: int, larger: bool, affine: bool) -> nn.Module | None:
@@ -58,21 +58,26 @@ class NasnetCell(nn.Module):
         self.concat_adjust = nn.ModuleList(
             _concat_adjust(widths[j], spec.C, spec.reduction and j < 2, affine) for j in self.concat)
 
-    def forward(self, s0, s1, drop_prob: float = 0.0):
-        states = [s1 if self.preprocess0 is None else self.preprocess0(s0), self.preprocess1(s1)]
-        relu = {}  # each state's ReLU, computed once for all the ops that start with one
-        for b in range(len(self.ops) // 2):
-            h = 0
-            for k in (2 * b, 2 * b + 1):
-                j, op = self.inputs[k], self.ops[k]
-                if op.relu_input and j not in relu:
-                    relu[j] = F.relu(states[j])
-                y = op(relu[j] if op.relu_input else states[j])
-                if drop_prob > 0 and self.training and self.droppable[k]:
-                    y = drop_path(y, drop_prob, True)
-                h = h + y
-            states.append(h)
-        return torch.cat([adjust(states[j]) for j, adjust in zip(self.concat, self.concat_adjust)], dim=1)
+    def forward(self, s0: torch.Tensor | None, s1: torch.Tensor, drop_prob: float = 0.0):
+        first = s1
+        if self.preprocess0 is not None:
+            assert s0 is not None
+            first = self.preprocess0(s0)
+        states = [first, self.preprocess1(s1)]
+        relu: dict[int, torch.Tensor] = {}  # each state's ReLU, computed once for all the ops that start with one
+        h = first   # slot a's output, until slot b's is added to it
+        for k, op in enumerate(self.ops):
+            j = self.inputs[k]
+            if op.relu_input and j not in relu:
+                relu[j] = F.relu(states[j])
+            y = op(relu[j] if op.relu_input else states[j])
+            if drop_prob > 0 and self.training and self.droppable[k]:
+                y = drop_path(y, drop_prob, True)
+            if k % 2 == 0:
+                h = y
+            else:
+                states.append(h + y)
+        return torch.cat([adjust(states[self.concat[i]]) for i, adjust in enumerate(self.concat_adjust)], dim=1)
 
 
 class NasnetStem(nn.Module):
@@ -87,23 +92,33 @@ class NasnetStem(nn.Module):
         self.conv0 = nn.Sequential(nn.Conv2d(in_channels, width, 3, stride, padding, bias=False), bn(width, affine))
         self.cells = nn.ModuleList()
         C_pp, C_p, reduction_prev = None, width, False
+        # the feature levels of the ImageNet stem: its conv (/2) and first cell (/4); the second (/8)
+        # has the resolution of the first stage
+        self.feature_info = [level(width, 2, "stem.conv0")] if kind == "imagenet" else []
         if kind == "imagenet":
             pairs, concat = genotype.cell(True)
             for C_cell in (C // 4, C // 2):
                 spec = CellSpec(C_cell, True, reduction_prev)
                 self.cells.append(NasnetCell(pairs, concat, C_pp, C_p, spec, affine))
                 C_pp, C_p, reduction_prev = C_p, len(concat) * C_cell, True
+            self.feature_info.append(level(len(concat) * (C // 4), 4, "stem.cells.0"))
         self.channels, self.reduction_prev = (C_pp, C_p), reduction_prev
 
-    def forward(self, x, drop_probs=()):
-        s0, s1 = None, self.conv0(x)
-        for cell, p in zip(self.cells, drop_probs):
-            s0, s1 = s1, cell(s0, s1, p)
+    def forward(self, x, drop_probs: list[float], levels: list[torch.Tensor] | None = None):
+        s0: torch.Tensor | None = None
+        s1 = self.conv0(x)
+        if levels is not None and len(self.cells) > 0:
+            levels.append(s1)
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, drop_probs[i])
+            if levels is not None and i == 0:
+                levels.append(s1)
         return s0, s1
 
 
 class NasnetNetwork(FixedNetwork):
     """Cells, stems and chaining as the NASNet-A / PNASNet-5 reference code builds them (see the module docstring)."""
+    imagenet_stem_levels = 2   # the feature maps of the ImageNet stem in feature_info: conv0 (/2), first cell (/4)
 
     def __init__(self, genotype: Genotype, C: int, layers: int, num_classes: int, stem: str = "cifar",
                  auxiliary: bool = False, drop_path: float = 0.0, affine: bool = True, in_channels: int = 3,
@@ -114,25 +129,35 @@ class NasnetNetwork(FixedNetwork):
         C_pp, C_p = self.stem.channels
         self.cells = nn.ModuleList()
         self.aux_index = 2 * layers // 3 - 1
-        for i, spec in enumerate(cell_plan(C, layers, self.stem.reduction_prev)):
+        plan = cell_plan(C, layers, self.stem.reduction_prev)
+        features = list(self.stem.feature_info)
+        reduction, self.level_cells = (8 if stem == "imagenet" else 1), []
+        for i, spec in enumerate(plan):
             pairs, concat = genotype.cell(spec.reduction)
             self.cells.append(NasnetCell(pairs, concat, C_pp, C_p, spec, affine))
             C_pp, C_p = (C_pp if spec.reduction and skip_reduction_input else C_p), len(concat) * spec.C
+            reduction *= 2 if spec.reduction else 1
             if i == self.aux_index:
                 C_aux = C_p
-        self._build_head(C_p, C_aux, num_classes, auxiliary)
+            if i + 1 == len(plan) or plan[i + 1].reduction:
+                self.level_cells.append(i)
+                features.append(level(C_p, reduction, f"cells.{i}"))
+        self._build_head(C_p, C_aux, num_classes, auxiliary, features)
 
     def _drop_probs(self) -> list[float]:
         n = len(self.stem.cells) + len(self.cells)
         return [self.drop_path * (i + 1) / n for i in range(n)]
 
-    def forward_features(self, x):
+    def _features(self, x, levels: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         probs = self._drop_probs()
-        s0, s1 = self.stem(x, probs[:len(self.stem.cells)])
-        aux = None
-        for i, (cell, p) in enumerate(zip(self.cells, probs[len(self.stem.cells):])):
-            out = cell(s0, s1, p)
+        stem_cells = len(self.stem.cells)
+        s0, s1 = self.stem(x, probs[:stem_cells], levels)
+        aux: torch.Tensor | None = None
+        for i, cell in enumerate(self.cells):
+            out = cell(s0, s1, probs[stem_cells + i])
             s0, s1 = (s0 if cell.reduction and self.skip_reduction_input else s1), out
             if i == self.aux_index and self.aux_head is not None and self.training:
                 aux = self.aux_head(s1)
+            if levels is not None and i in self.level_cells:
+                levels.append(F.relu(s1) if i + 1 == len(self.cells) else s1)
         return F.relu(s1), aux

@@ -1,7 +1,16 @@
-"""What the fixed networks of both cell conventions share: the classifier head, the auxiliary
-head, the drop-path rate and the `forward_features` / `forward_head` split (as timm's models)."""
+"""What the fixed networks of both cell conventions share: timm's model contract.
+
+`forward_features` (the last cell's output, unpooled), `forward_head(x, pre_logits)`, the classifier
+(`get_classifier`, `reset_classifier(num_classes, global_pool)`, `num_features`, `head_hidden_size`),
+`feature_info` with one level per resolution and `forward_intermediates` (so that timm's
+`features_only=True` gives the stage feature maps), the auxiliary head, and the drop-path rate.
+A network built without an auxiliary head (as every timm model is) scripts with TorchScript.
+"""
 from __future__ import annotations
 
+import torch
+from timm.layers import SelectAdaptivePool2d
+from timm.models._features import feature_take_indices
 from torch import nn
 
 from .genotype import Genotype
@@ -9,26 +18,74 @@ from .layout import AuxiliaryHead
 
 
 class FixedNetwork(nn.Module):
-    """A genotype's network. Subclasses build `stem` and `cells` and implement `forward_features`,
-    which returns the last cell's output and the auxiliary logits (None outside training)."""
+    """A genotype's network. Subclasses build `stem` and `cells` and implement `_features(x, levels)`,
+    which returns the last cell's output and the auxiliary logits (None outside training), and
+    appends every feature level to `levels` when one is given."""
 
     def __init__(self, genotype: Genotype, drop_path: float):
         super().__init__()
         self.genotype = genotype
         self.drop_path = drop_path
 
-    def _build_head(self, num_features: int, aux_features: int, num_classes: int, auxiliary: bool):
+    def _build_head(self, num_features: int, aux_features: int, num_classes: int, auxiliary: bool,
+                    feature_info: list[dict]):
         self.aux_head = AuxiliaryHead(aux_features, num_classes) if auxiliary else None
-        self.num_features = num_features
-        self.classifier = nn.Linear(num_features, num_classes)
+        self.num_features = self.head_hidden_size = num_features
+        self.feature_info = feature_info
+        self.reset_classifier(num_classes, "avg")
 
-    def forward_features(self, x):
+    # -- the classifier ---------------------------------------------------------------------------
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None):
+        """A new classifier of `num_classes` (0: none, the pooled features come out); `global_pool`
+        "avg", or "" for none (with no classifier, the unpooled features come out)."""
+        self.num_classes = num_classes
+        if global_pool is not None:
+            self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
+        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    # -- forward --------------------------------------------------------------------------------
+    def _features(self, x, levels: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise NotImplementedError
 
-    def forward_head(self, x):
-        return self.classifier(x.mean((2, 3)))
+    def forward_features(self, x):
+        return self._features(x)[0]
+
+    def forward_head(self, x, pre_logits: bool = False):
+        x = self.global_pool(x)
+        return x if pre_logits else self.classifier(x)
 
     def forward(self, x):
-        features, aux = self.forward_features(x)
-        logits = self.forward_head(features)
-        return (logits, aux) if aux is not None else logits
+        """The logits; while training with an auxiliary head, (logits, auxiliary logits)."""
+        if self.aux_head is not None and self.training:
+            features, aux = self._features(x)
+            assert aux is not None
+            return self.forward_head(features), aux
+        return self.forward_head(self.forward_features(x))
+
+    # -- feature maps ---------------------------------------------------------------------------
+    def forward_intermediates(self, x, indices=None, norm: bool = False, stop_early: bool = False,
+                              output_fmt: str = "NCHW", intermediates_only: bool = False):
+        """The feature maps of the levels `indices` (timm's convention: None for all, n for the last n)
+        and, unless `intermediates_only`, the final features."""
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt must be NCHW, got {output_fmt!r}")
+        take, _ = feature_take_indices(len(self.feature_info), indices)
+        levels: list[torch.Tensor] = []
+        final, _ = self._features(x, levels)
+        intermediates = [levels[i] for i in take]
+        return intermediates if intermediates_only else (final, intermediates)
+
+    def prune_intermediate_layers(self, indices=1, prune_norm: bool = False, prune_head: bool = True) -> list[int]:
+        """The levels `indices` stand for; the head goes when `prune_head` (timm's features_only wrapper)."""
+        take, _ = feature_take_indices(len(self.feature_info), indices)
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take
+
+
+def level(num_chs: int, reduction: int, module: str) -> dict:
+    """One entry of `feature_info`."""
+    return {"num_chs": num_chs, "reduction": reduction, "module": module}

@@ -23,7 +23,7 @@ class ReLUConvBN(nn.Module):
         self.conv = nn.Conv2d(C_in, C_out, kernel_size, stride, padding, bias=False)
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
-    def forward(self, x, in_channels=None):
+    def forward(self, x, in_channels: torch.Tensor | None = None):
         c = self.conv
         return self.bn(F.conv2d(F.relu(x), _sliced(c.weight, in_channels), None, c.stride, c.padding))
 
@@ -37,7 +37,7 @@ class FactorizedReduce(nn.Module):
         self.conv_2 = nn.Conv2d(C_in, C_out - C_out // 2, 1, stride=2, bias=False)
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
-    def forward(self, x, in_channels=None):
+    def forward(self, x, in_channels: torch.Tensor | None = None):
         x = F.relu(x)
         # shift by one pixel, zero-padding the far edge so odd sizes give ceil(H/2) on both paths
         shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
@@ -121,6 +121,20 @@ OPS = {
     "dil_conv_3x3": lambda C, stride, affine: DilConv(C, 3, stride, affine),
     "dil_conv_5x5": lambda C, stride, affine: DilConv(C, 5, stride, affine),
 }
+
+
+def with_output_bn(ops: dict) -> dict:
+    """`ops` with a BN (no affine) after every op that ends without one (pools, the identity): the
+    supernet's form when `op_bn` is set, as the DARTS search model normalises its pools. Whatever
+    the path, every candidate's output then has the same statistics."""
+    def normalized(make):
+        def build(C, stride, affine):
+            op = make(C, stride, affine)
+            if isinstance(op, Zero) or any(isinstance(m, nn.BatchNorm2d) for m in op.modules()):
+                return op
+            return nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+        return build
+    return {name: normalized(make) for name, make in ops.items()}
 
 
 def is_identity(op: nn.Module) -> bool:

@@ -49,6 +49,11 @@ class TrainConfig:
     space: str = "nasnet"
     C: int = 8
     layers: int = 5
+    op_bn: bool = False                  # BN after the ops that have none (pools, identity), in supernet and subnets
+    sampling: Literal["uniform", "fair", "dropout"] = "uniform"   # see sample_paths
+    paths_per_step: int = 1              # uniform: paths whose gradients each step averages (fair: one per op)
+    keep_start: float = 0.5              # dropout: the share of each decision's choices kept, first step ...
+    keep_end: float = 0.15               # ... and last step (linear in between)
     stem: Literal["auto", "cifar", "imagenet"] = "auto"    # auto: imagenet when image_size > 64
     dataset: str = "digits"
     data_dir: str = "data"
@@ -58,6 +63,7 @@ class TrainConfig:
     batch_size: int = 64
     accum_steps: int = 1                 # micro-batches per step (each normalised on its own)
     epochs: int = 10
+    opt: Literal["momentum", "adamw"] = "momentum"
     lr: float = 0.05
     lr_min: float = 0.0
     warmup_epochs: int = 0
@@ -77,7 +83,7 @@ class TrainConfig:
     log_every: int = 20
 
     def __post_init__(self):
-        for key in ("C", "layers", "batch_size", "accum_steps", "epochs", "eval_every", "log_every"):
+        for key in ("C", "layers", "batch_size", "accum_steps", "paths_per_step", "epochs", "eval_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
         if self.batch_size % self.accum_steps:
@@ -86,9 +92,28 @@ class TrainConfig:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
-def sample_arch(space, seed: int, step: int):
-    """The genotype trained at `step`: uniform, and the same on every rank."""
-    return space.sample(np.random.default_rng([seed, TRAIN_STREAM, step]))
+def sample_paths(space, seed: int, step: int, sampling: str = "uniform", count: int = 1,
+                 keep: float = 1.0) -> list[dict]:
+    """What step `step` trains, the same on every rank, as the supernet's forward arguments:
+    - uniform: `count` genotypes drawn uniformly (single paths);
+    - fair: FairNAS's strict fairness, one single path per op, in which every op-decision takes
+      each op exactly once and every input-decision its inputs as evenly as they divide;
+    - dropout: one relaxed path in which each decision keeps each of its choices with probability
+      `keep` (one at least): all the ops of the kept inputs of a slot run, summed, as in the one-shot
+      model of Bender et al. 2018 with path dropout."""
+    rng = np.random.default_rng([seed, TRAIN_STREAM, step])
+    if sampling == "uniform":
+        return [{"arch": space.sample(rng)} for _ in range(count)]
+    if sampling == "fair":
+        paths = len(space.ops)
+        columns = [rng.permutation(np.resize(rng.permutation(d.num_choices), paths)) for d in space.decisions]
+        return [{"arch": space.decode([column[i] for column in columns])} for i in range(paths)]
+    masks = []
+    for d in space.decisions:
+        kept = rng.random(d.num_choices) < keep
+        kept[rng.integers(d.num_choices)] |= not kept.any()
+        masks.append(torch.from_numpy(kept.astype(np.float32)))
+    return [{"weights": masks}]
 
 
 def eval_archs(space, seed: int, k: int):
@@ -111,15 +136,15 @@ class Trainer(TrainLoop):
                                      val_fraction=cfg.val_fraction, workers=cfg.workers, seed=cfg.seed,
                                      download=cfg.download, rank=dist.rank, world_size=dist.world_size)
         stem = cfg.stem if cfg.stem != "auto" else ("imagenet" if d.image_size > 64 else "cifar")
-        spec = SuperNetSpec(cfg.space, cfg.C, cfg.layers, d.num_classes, d.in_channels, stem)
+        spec = SuperNetSpec(cfg.space, cfg.C, cfg.layers, d.num_classes, d.in_channels, stem, op_bn=cfg.op_bn)
         self.network = spec.to_dict()
         seed_all(cfg.seed)   # model init, and in-process augmentation
         self.net = spec.build()
         self.prepare_model()
         broadcast_parameters(self.net)
         self.train_loader, self.epochs = d.train, cfg.epochs
-        self.opt = create_optimizer_v2(self.net, opt="momentum", lr=cfg.lr, momentum=cfg.momentum,
-                                       weight_decay=cfg.weight_decay)
+        extra = {"momentum": cfg.momentum} if cfg.opt == "momentum" else {}
+        self.opt = create_optimizer_v2(self.net, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
         self.sched, _ = create_scheduler_v2(self.opt, sched="cosine", num_epochs=cfg.epochs, min_lr=cfg.lr_min,
                                             warmup_epochs=cfg.warmup_epochs, warmup_lr=cfg.lr_min,
                                             step_on_epochs=False, updates_per_epoch=self.steps_per_epoch)
@@ -130,19 +155,25 @@ class Trainer(TrainLoop):
                 f"{self.dist.world_size} images on {self.dist.device}")
 
     def step_inputs(self) -> tuple:
-        return (sample_arch(self.space, self.cfg.seed, self.step),)
+        cfg = self.cfg
+        keep = cfg.keep_start + (cfg.keep_end - cfg.keep_start) * self.step / max(self.total_steps - 1, 1)
+        paths = sample_paths(self.space, cfg.seed, self.step, cfg.sampling, cfg.paths_per_step, keep)
+        return ([{k: [w.to(self.dist.device) for w in v] if k == "weights" else v for k, v in path.items()}
+                 for path in paths],)
 
-    def train_step(self, x, y, arch) -> torch.Tensor:
-        """Forward/backward over the micro-batches of the path `arch`, then the update.
-        Returns (loss sum, correct, count) of this rank's batch."""
-        self.opt.zero_grad(set_to_none=True)   # a path's unused params keep no gradient and are not updated
+    def train_step(self, x, y, paths) -> torch.Tensor:
+        """Forward/backward of each of `paths` (the supernet's forward arguments) over the micro-batches,
+        their gradients averaged, then the update. Returns (loss sum, correct, count) of this rank's
+        batch, summed over the paths."""
+        self.opt.zero_grad(set_to_none=True)   # the params no path used keep no gradient and are not updated
         stats = 0
-        for xs, ys in self.micro_batches(x, y):
-            with self.autocast():
-                logits = self.model(xs, arch=arch)
-                loss = F.cross_entropy(logits.float(), ys)
-            self.backward(loss)
-            stats = stats + batch_stats(loss, logits, ys)
+        for path in paths:
+            for xs, ys in self.micro_batches(x, y):
+                with self.autocast():
+                    logits = self.model(xs, **path)
+                    loss = F.cross_entropy(logits.float(), ys)
+                self.backward(loss / len(paths))
+                stats = stats + batch_stats(loss, logits, ys)
         self.optimizer_step()
         return stats
 

@@ -50,9 +50,9 @@ def test_a_second_job_on_a_directory_in_use_stops_at_once_and_changes_nothing(na
 
 def test_a_killed_job_leaves_no_lock_behind(tmp_path):
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from supernet.runtime.lock import hold_run_dir;"
-                               f" hold_run_dir({str(out)!r}); print('held', flush=True); time.sleep(600)"],
-                              cwd=ROOT, env=ENV, stdout=subprocess.PIPE, text=True)
+    script = (f"import time; from supernet.runtime.lock import hold_run_dir; hold_run_dir({str(out)!r}); "
+              "print('held', flush=True); time.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline() == "held\n"
     busy = command("supernet-train", out)
     assert busy.returncode == 2 and f"is in use by process {holder.pid}" in busy.stderr

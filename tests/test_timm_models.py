@@ -6,7 +6,12 @@ import timm
 import torch
 
 import retrain.timm_models
+from retrain.cli import main as retrain_main
+from retrain.spec import NetSpec
 from supernet import zoo
+from supernet.errors import UserError
+from supernet.runtime.checkpoint import load_checkpoint
+from supernet.runtime.data import make_loaders
 from supernet.sizes import count_params
 
 
@@ -48,10 +53,62 @@ def test_genotype_model_from_a_search_json(tmp_path):
     assert model.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
+def test_nas_genotype_builds_darts_v2_when_given_no_genotype():
+    assert _meta_model("nas_genotype").genotype == zoo.get("darts_v2")
+
+
 def test_wrong_arguments_are_clear_errors():
-    with pytest.raises(ValueError, match="needs genotype"):
-        timm.create_model("nas_genotype")
     with pytest.raises(ValueError, match="no dropout"):
         timm.create_model("nas_darts_v2", drop_rate=0.2)
     with pytest.raises(ValueError, match="unsupported model argument"):
         timm.create_model("nas_darts_v2", widths=3)
+
+
+@pytest.fixture(scope="module")
+def retrained(tmp_path_factory):
+    """Two finished digits retrainings of darts_v2, 4 and 6 channels wide."""
+    out = tmp_path_factory.mktemp("retrained")
+    for C in (4, 6):
+        retrain_main(["--out", str(out / f"C{C}"), "genotype=darts_v2", f"C={C}", "layers=3", "dataset=digits",
+                      "epochs=1", "cutout=0", "amp=off", "workers=0", "batch_size=64", "auxiliary_weight=0.4"])
+    return out
+
+
+def _through_timm(run, weights=None, **kwargs):
+    return timm.create_model("nas_genotype", genotype=str(run / "retrain.json"), pretrained=True,
+                             pretrained_cfg_overlay={"file": str(weights or run / "model.safetensors")}, **kwargs)
+
+
+def test_a_retrained_network_loads_through_timm_with_its_final_weights(retrained):
+    run = retrained / "C4"
+    network = json.loads((run / "retrain.json").read_text())["network"]
+    final = NetSpec.from_dict(network).build(auxiliary=True)
+    final.load_state_dict(load_checkpoint(run)["model"])   # the run's final model, from its last checkpoint
+    model = _through_timm(run).eval()
+    assert model.num_classes == 10 and model.pretrained_cfg["input_size"] == (1, 8, 8)
+    x = next(iter(make_loaders("digits", "", 32, workers=0).test))[0]
+    with torch.no_grad():
+        assert torch.equal(model(x), final.eval()(x))
+
+
+def test_weights_of_another_network_are_one_clear_error(retrained):
+    with pytest.raises(UserError, match=r"C4/model.safetensors holds the weights of another network \(C: 4 -> 6\)"):
+        _through_timm(retrained / "C6", weights=retrained / "C4" / "model.safetensors")
+    with pytest.raises(UserError, match=r"holds the weights of another network \(genotype\)"):
+        timm.create_model("nas_genotype", genotype="darts_v1", C=4, layers=3, num_classes=10, in_chans=1,
+                          image_size=8, pretrained=True,
+                          pretrained_cfg_overlay={"file": str(retrained / "C4" / "model.safetensors")})
+
+
+def test_export_to_onnx_and_torchscript_gives_the_networks_outputs(retrained, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    retrain_main(["export", str(retrained / "C4"), "--onnx", str(tmp_path / "m.onnx"),
+                  "--torchscript", str(tmp_path / "m.pt")])
+    model = _through_timm(retrained / "C4").eval()
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        expected = model(x)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    (onnx_out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(onnx_out), expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.jit.load(str(tmp_path / "m.pt"))(x), expected)

@@ -1,100 +1,139 @@
-"""How well the shared-weight score ranks architectures: Kendall tau against short standalone training.
+"""How well a supernet's shared-weight scores rank cells, against the standalone accuracy of cells
+trained from scratch (a ground-truth file, see tools/ground_truth.py), beside cheap baselines.
 
-A sample of `--count` random genotypes of the supernet's space is scored by the
-search's evaluator (inherited weights, BN recalibrated, validation accuracy);
-each is then trained from scratch as a fixed network of the supernet's size for
-`--epochs` epochs (SGD, cosine schedule, timm's factories) and its validation
-accuracy measured on the same images. The report gives Kendall's tau between
-the two (scipy.stats.kendalltau), the count and the training budget.
+    python tools/ranking.py --supernet RUN --ground-truth FILE [key=value ...] --json OUT
 
-    python tools/ranking.py --supernet runs/digits --count 12 --epochs 5 --json ranking.json
+FILE is a JSON list, or JSON lines, of objects with `genotype` (its JSON form) and `accuracy`; where
+objects also hold `accuracies` of two seeds ({"0": a, "1": b}), the seed-to-seed Kendall tau of
+standalone training is reported as the ceiling. Every genotype is scored as nas-search scores a
+candidate (search.evaluator: the subnet inherits the supernet's weights, its BN statistics are
+recalibrated, its accuracy measured), on the supernet run's validation split unless key=value
+overrides choose other data: dataset, data_dir, image_size, split (val | test), batch_size,
+calibration_batches, eval_batches, bn (recalibrate | batch). OUT holds kendall_tau, spearman,
+top_quarter_precision, accuracy_ratio (mean shared-weight / mean standalone accuracy), count, the
+per-genotype scores, and the same rank figures for the baselines of search.proxies (parameter
+count, gradient norm and synflow at initialisation), which a supernet must beat to be worth its training.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from scipy.stats import kendalltau
-from timm.optim import create_optimizer_v2
-from timm.scheduler import create_scheduler_v2
+from scipy.stats import kendalltau, spearmanr
 
-from search.cli import build_evaluator, loaders, supernet_settings
-from search.config import SearchConfig
-from search.evaluator import accuracy
+from search.cli import supernet_settings
+from search.evaluator import Evaluator, take_batches
+from search.proxies import proxy_scores
+from supernet.genotype import Genotype
 from supernet.network import Network
 from supernet.runtime.checkpoint import load_supernet
-from supernet.runtime.data import set_epoch
+from supernet.runtime.config import ConfigError, from_dict, parse_value
+from supernet.runtime.data import make_loaders, set_epoch
+from supernet.runtime.files import write_json
+
+
+@dataclass
+class ScoringData:
+    """The data the genotypes are scored on; None: the supernet run's own."""
+    dataset: str | None = None
+    data_dir: str | None = None
+    image_size: int | None = None
+    split: Literal["val", "test"] = "val"
+    batch_size: int = 64
+    calibration_batches: int = 5
+    eval_batches: int | None = None      # None: the whole split
+    bn: Literal["recalibrate", "batch"] = "recalibrate"
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--supernet", required=True, help="supernet-train run directory")
-    p.add_argument("--json", required=True, help="file to write the results to")
-    p.add_argument("--count", type=int, default=12, help="architectures in the sample")
-    p.add_argument("--epochs", type=int, default=5, help="standalone training epochs per architecture")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--calibration-batches", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    p.add_argument("--ground-truth", type=Path, required=True, help="JSON list or JSON lines of {genotype, accuracy}")
+    p.add_argument("--json", type=Path, required=True, help="file to write the results to")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="the scoring data (see ScoringData)")
+    args = p.parse_args(argv)
+    values = {}
+    for item in args.overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} must look like key=value")
+        values[key] = parse_value(text)
+    return args, from_dict(ScoringData, values, "the command-line overrides")
 
 
-def train_standalone(genotype, shape: dict, data, epochs: int, lr: float, seed: int):
-    """The fixed network of `genotype` trained from scratch (in eval mode), and its number of steps."""
-    torch.manual_seed(seed)
-    net = Network(genotype, shape["C"], shape["layers"], shape["num_classes"], stem=shape["stem"],
-                  in_channels=shape["in_channels"])
-    opt = create_optimizer_v2(net, opt="momentum", lr=lr, momentum=0.9, weight_decay=3e-4)
-    sched, _ = create_scheduler_v2(opt, sched="cosine", num_epochs=epochs, step_on_epochs=False,
-                                   updates_per_epoch=len(data.train))
-    step = 0
-    for epoch in range(epochs):
-        set_epoch(data.train, epoch)
-        net.train()
-        for x, y in data.train:
-            loss = F.cross_entropy(net(x), y)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-            opt.step()
-            step += 1
-            sched.step_update(step)
-    net.eval()
-    return net, step
+def read_ground_truth(path: Path) -> list[dict]:
+    text = path.read_text().strip()
+    records = json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines() if line]
+    for r in records:
+        if "genotype" not in r or "accuracy" not in r:
+            raise ConfigError(f"{path}: every record needs `genotype` and `accuracy`, got keys {sorted(r)}")
+    return records
+
+
+def rank_figures(scores, truth) -> dict:
+    """Kendall tau, Spearman rho and the precision of the top quarter of `scores` against `truth`."""
+    quarter = max(1, math.ceil(len(truth) / 4))
+    top_truth, top_score = set(np.argsort(truth)[-quarter:]), set(np.argsort(scores)[-quarter:])
+    return {"kendall_tau": float(kendalltau(scores, truth)[0]), "spearman": float(spearmanr(scores, truth)[0]),
+            "top_quarter_precision": len(top_truth & top_score) / quarter}
+
+
+def seed_ceiling(records: list[dict]) -> dict | None:
+    """Kendall tau between two seeds of standalone training, where the ground truth has both."""
+    twice = [r["accuracies"] for r in records if len(r.get("accuracies", {})) >= 2]
+    if len(twice) < 3:
+        return None
+    first, second = ([float(list(a.values())[k]) for a in twice] for k in (0, 1))
+    return {"count": len(twice), "kendall_tau": float(kendalltau(first, second)[0])}
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args, scoring = parse_args(argv)
     start = time.perf_counter()
-    cfg = SearchConfig(supernet=args.supernet, batch_size=args.batch_size,
-                       calibration_batches=args.calibration_batches, seed=args.seed)
+    records = read_ground_truth(args.ground_truth)
     trained = supernet_settings(args.supernet)
     supernet = load_supernet(args.supernet).eval()
-    data = loaders(cfg, trained)
-    evaluator = build_evaluator(cfg, supernet, data, torch.device("cpu"))
-    rng = np.random.default_rng(args.seed)
-    genotypes = [supernet.space.sample(rng) for _ in range(args.count)]
-    shared, standalone, steps = [], [], 0
+    spec = supernet.spec
+    data = make_loaders(scoring.dataset or trained["dataset"], scoring.data_dir or trained["data_dir"],
+                        scoring.batch_size, image_size=scoring.image_size or trained["image_size"],
+                        val_fraction=trained["val_fraction"], workers=0)
+    set_epoch(data.train, 0)
+    calibration = take_batches(data.train, scoring.calibration_batches, "cpu")
+    validation = take_batches(getattr(data, scoring.split), scoring.eval_batches, "cpu")
+    evaluator = Evaluator(supernet, calibration, validation, bn=scoring.bn)
+    genotypes = [Genotype.from_dict(r["genotype"]) for r in records]
+    truth = [float(r["accuracy"]) for r in records]
+    shared, proxies = [], []
+    x, y = calibration[0]
     for k, g in enumerate(genotypes):
         shared.append(evaluator.score(g))
-        net, steps = train_standalone(g, supernet.config, data, args.epochs, args.lr, args.seed + k)
-        standalone.append(accuracy(net, evaluator.validation))
-        print(f"{k + 1}/{args.count}: shared-weight {shared[-1]:.4f}, standalone {standalone[-1]:.4f}", flush=True)
-    tau, p_value = kendalltau(shared, standalone)
+        proxies.append(proxy_scores(lambda g=g: Network(g, spec.C, spec.layers, spec.num_classes, stem=spec.stem,
+                                                        in_channels=spec.in_channels), x, y))
+        print(f"{k + 1}/{len(genotypes)} {records[k].get('name', '')}: shared-weight {shared[-1]:.4f}, "
+              f"standalone {truth[k]:.4f}", flush=True)
     result = {
-        "kendall_tau": float(tau), "p_value": float(p_value), "count": args.count,
-        "standalone_budget": {"epochs": args.epochs, "steps": steps, "batch_size": args.batch_size, "lr": args.lr},
-        "supernet": args.supernet, "validation_images": sum(len(y) for _, y in evaluator.validation),
-        "shared_weight_accuracy": shared, "standalone_accuracy": standalone,
-        "genotypes": [g.to_dict() for g in genotypes], "wall_time_s": round(time.perf_counter() - start, 1),
+        **rank_figures(shared, truth), "count": len(records),
+        "accuracy_ratio": float(np.mean(shared) / np.mean(truth)),
+        "shared_weight_accuracy_mean": float(np.mean(shared)), "standalone_accuracy_mean": float(np.mean(truth)),
+        "baselines": {name: rank_figures([p[name] for p in proxies], truth) for name in proxies[0]},
+        "ceiling": seed_ceiling(records),
+        "supernet": args.supernet, "ground_truth": str(args.ground_truth), "scoring": vars(scoring),
+        "scored_images": sum(len(y) for _, y in validation),
+        "genotypes": [{"name": r.get("name"), "genotype": r["genotype"], "standalone": t, "shared_weight": s, **p}
+                      for r, t, s, p in zip(records, truth, shared, proxies)],
+        "wall_time_s": round(time.perf_counter() - start, 1), "threads": torch.get_num_threads(),
     }
-    with open(args.json, "w") as f:
-        json.dump(result, f, indent=1)
-    print(json.dumps({k: result[k] for k in ("kendall_tau", "p_value", "count", "standalone_budget")}))
+    write_json(args.json, result)
+    print(json.dumps({k: result[k] for k in ("kendall_tau", "spearman", "top_quarter_precision", "accuracy_ratio",
+                                              "count", "ceiling")}))
+    print(json.dumps({name: figures["kendall_tau"] for name, figures in result["baselines"].items()}))
 
 
 if __name__ == "__main__":
