@@ -8,7 +8,7 @@ For each of `--genotypes` random genotypes, interleaved:
 eval_overhead_ratio is the median of evaluation time / plain forward time (goal
 <= 1.2); evaluations_per_s is 1 / the median evaluation time. The supernet is
 an untrained one of the given size (timing does not depend on its weights),
-and the images are digits (8x8) or random ones of `--image-size`.
+and the images are digits (8x8) or, with `--dataset fake`, random ones of `--image-size`.
 
     python tools/bench_search.py --json bench_search.json
 """
@@ -37,6 +37,9 @@ def parse_args(argv=None):
     p.add_argument("--calibration-batches", type=int, default=5)
     p.add_argument("--eval-batches", type=int, default=None, help="validation batches (default: all 359 images)")
     p.add_argument("--genotypes", type=int, default=8)
+    p.add_argument("--dataset", choices=("digits", "fake"), default="digits",
+                   help="fake: random 3-channel images of --image-size")
+    p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -61,11 +64,13 @@ def main(argv=None):
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     space = get_space(args.space)
-    data = make_loaders("digits", "data", args.batch_size, val_fraction=0.2, workers=0)
+    data = make_loaders(args.dataset, "data", args.batch_size, val_fraction=0.2, workers=0,
+                        image_size=args.image_size if args.dataset == "fake" else None)
     set_epoch(data.train, 0)
     calibration = take_batches(data.train, args.calibration_batches, device)
     validation = take_batches(data.val, args.eval_batches, device)
-    net = SuperNet(space, C=args.C, layers=args.layers, num_classes=10, in_channels=1).to(device).eval()
+    net = SuperNet(space, C=args.C, layers=args.layers, num_classes=data.num_classes,
+                   in_channels=data.in_channels).to(device).eval()
     evaluator = Evaluator(net, calibration, validation)
     genotypes = [space.sample(args.seed + k) for k in range(args.genotypes + 1)]
     evaluator.record(genotypes[-1])     # warm-up

@@ -5,7 +5,8 @@ step of the standalone `subnet(g)` (same batch, same loss, same optimizer),
 averaged over several genotypes; steps of the two alternate so drift hits both.
 single_path.activation_memory_ratio: bytes autograd saves for backward in the
 two steps (saved_tensors_hooks), plus peak allocated memory above the model
-footprint on CUDA. relaxed.dense_vs_sparse_time_ratio: a relaxed step with
+footprint on CUDA. single_path.steps_per_s and images_per_s: the supernet's training steps
+(median). --amp bf16 and --channels-last apply to both sides. relaxed.dense_vs_sparse_time_ratio: a relaxed step with
 dense softmax weights over one with one-hot weights.
 
     python tools/bench_supernet.py --json bench_supernet.json
@@ -13,6 +14,7 @@ dense softmax weights over one with one-hot weights.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import time
@@ -21,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from supernet.model import SuperNet
+from supernet.runtime.precision import mixed_precision
 from supernet.space import get_space
 
 
@@ -61,12 +64,14 @@ def timed(step, device, repeats: int) -> list[float]:
     return out
 
 
-def train_step(model, x, y, **forward_kwargs):
+def train_step(model, x, y, autocast=contextlib.nullcontext, **forward_kwargs):
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x, **forward_kwargs), y).backward()
+        with autocast():
+            loss = F.cross_entropy(model(x, **forward_kwargs).float(), y)
+        loss.backward()
         opt.step()
     return step
 
@@ -75,7 +80,7 @@ def median(v):
     return sorted(v)[len(v) // 2]
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", required=True, help="where to write the figures")
     ap.add_argument("--space", default="nasnet")
@@ -86,20 +91,24 @@ def main():
     ap.add_argument("--genotypes", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = ap.parse_args()
+    ap.add_argument("--amp", choices=("off", "bf16"), default="off", help="bf16 autocast for both steps")
+    ap.add_argument("--channels-last", action="store_true", help="channels_last memory format for both")
+    args = ap.parse_args(argv)
 
     device = torch.device(args.device)
     torch.manual_seed(0)
     space = get_space(args.space)
-    net = SuperNet(space, C=args.C, layers=args.layers, num_classes=10).to(device).train()
-    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    autocast = mixed_precision(args.amp, device)[0]
+    net = SuperNet(space, C=args.C, layers=args.layers, num_classes=10).to(device, memory_format=memory_format).train()
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device).contiguous(memory_format=memory_format)
     y = torch.randint(0, 10, (args.batch,), device=device)
 
     per_genotype = []
     for seed in range(args.genotypes):
         g = space.sample(seed)
-        sub = net.subnet(g).train()
-        super_step, sub_step = train_step(net, x, y, arch=g), train_step(sub, x, y)
+        sub = net.subnet(g).train().to(memory_format=memory_format)
+        super_step, sub_step = train_step(net, x, y, autocast, arch=g), train_step(sub, x, y, autocast)
         super_step(), sub_step()  # warm up
         t_super, t_sub = [], []
         for _ in range(args.repeats):  # alternate so that drift hits both
@@ -115,7 +124,9 @@ def main():
     def ratio(key_a, key_b):
         return sum(r[key_a] / r[key_b] for r in per_genotype) / len(per_genotype)
 
+    step_s = median([r["supernet_step_s"] for r in per_genotype])
     single = {
+        "steps_per_s": 1 / step_s, "images_per_s": args.batch / step_s,
         "time_ratio": ratio("supernet_step_s", "subnet_step_s"),
         "activation_memory_ratio": ratio("supernet_saved_bytes", "subnet_saved_bytes"),
         "per_genotype": per_genotype,
@@ -126,7 +137,8 @@ def main():
     dense = [torch.softmax(torch.randn(d.num_choices, device=device), 0) for d in space.decisions]
     one_hot = [F.one_hot(torch.tensor(v), d.num_choices).float().to(device)
                for v, d in zip(space.encode(space.sample(0)), space.decisions)]
-    dense_step, sparse_step = train_step(net, x, y, weights=dense), train_step(net, x, y, weights=one_hot)
+    dense_step, sparse_step = (train_step(net, x, y, autocast, weights=dense),
+                               train_step(net, x, y, autocast, weights=one_hot))
     dense_step(), sparse_step()
     t_dense, t_sparse = [], []
     for _ in range(max(3, args.repeats // 2)):
@@ -143,7 +155,8 @@ def main():
     }
     with open(args.json, "w") as f:
         json.dump(result, f, indent=2)
-    print(json.dumps({"single_path.time_ratio": single["time_ratio"],
+    print(json.dumps({"single_path.images_per_s": single["images_per_s"],
+                      "single_path.time_ratio": single["time_ratio"],
                       "single_path.activation_memory_ratio": single["activation_memory_ratio"],
                       "relaxed.dense_vs_sparse_time_ratio": relaxed["dense_vs_sparse_time_ratio"]}, indent=2))
 

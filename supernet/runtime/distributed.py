@@ -69,12 +69,14 @@ def device_name(device: torch.device) -> str:
 
 
 def init_distributed(device: str = "auto") -> Dist:
-    """Join the torchrun job described by the environment (NCCL on CUDA, gloo on CPU),
-    or describe the single process when there is none."""
+    """Join the torchrun job described by the environment (NCCL on CUDA, gloo on CPU; a job of one
+    process too, so that its launch path is the one of N), or describe the single process when
+    there is none."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     dev = pick_device(device, local_rank)
-    if world_size > 1 and not dist.is_initialized():
+    launched = world_size > 1 or "TORCHELASTIC_RUN_ID" in os.environ
+    if launched and not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo",
                                 device_id=dev if dev.type == "cuda" else None)
         log.info("process group: %d processes, backend %s", world_size, dist.get_backend())
