@@ -58,24 +58,11 @@ class DartsNetwork(FixedNetwork):
                  stem_multiplier: int = 3, ops: dict = OPS):
         super().__init__(genotype, drop_path)
         self.stem = Stem(stem, in_channels, C, stem_multiplier)
-        C_pp, C_p = self.stem.channels
-        self.cells = nn.ModuleList()
         self.aux_index = 2 * layers // 3
-        plan = cell_plan(C, layers, self.stem.reduction_prev)
-        # a feature level where the resolution is about to halve, and at the end
-        features = [level(C, 4, "stem.stem0")] if stem == "imagenet" else []
-        reduction, self.level_cells = (8 if stem == "imagenet" else 1), []
-        for i, spec in enumerate(plan):
-            pairs, concat = genotype.cell(spec.reduction)
-            self.cells.append(Cell(pairs, concat, C_pp, C_p, spec, affine, ops))
-            C_pp, C_p = C_p, len(concat) * spec.C
-            reduction *= 2 if spec.reduction else 1
-            if i == self.aux_index:
-                C_aux = C_p
-            if i + 1 == len(plan) or plan[i + 1].reduction:
-                self.level_cells.append(i)
-                features.append(level(C_p, reduction, f"cells.{i}"))
-        self._build_head(C_p, C_aux, num_classes, auxiliary, features)
+        imagenet = stem == "imagenet"
+        self._build(genotype, cell_plan(C, layers, self.stem.reduction_prev), self.stem.channels,
+                    lambda *cell: Cell(*cell, affine, ops), num_classes, auxiliary,
+                    [level(C, 4, "stem.stem0")] if imagenet else [], 8 if imagenet else 1)
 
     def _features(self, x, levels: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         s0, s1 = self.stem(x)

@@ -126,23 +126,10 @@ class NasnetNetwork(FixedNetwork):
         super().__init__(genotype, drop_path)
         self.skip_reduction_input = skip_reduction_input
         self.stem = NasnetStem(stem, genotype, in_channels, C, stem_multiplier, affine)
-        C_pp, C_p = self.stem.channels
-        self.cells = nn.ModuleList()
         self.aux_index = 2 * layers // 3 - 1
-        plan = cell_plan(C, layers, self.stem.reduction_prev)
-        features = list(self.stem.feature_info)
-        reduction, self.level_cells = (8 if stem == "imagenet" else 1), []
-        for i, spec in enumerate(plan):
-            pairs, concat = genotype.cell(spec.reduction)
-            self.cells.append(NasnetCell(pairs, concat, C_pp, C_p, spec, affine))
-            C_pp, C_p = (C_pp if spec.reduction and skip_reduction_input else C_p), len(concat) * spec.C
-            reduction *= 2 if spec.reduction else 1
-            if i == self.aux_index:
-                C_aux = C_p
-            if i + 1 == len(plan) or plan[i + 1].reduction:
-                self.level_cells.append(i)
-                features.append(level(C_p, reduction, f"cells.{i}"))
-        self._build_head(C_p, C_aux, num_classes, auxiliary, features)
+        self._build(genotype, cell_plan(C, layers, self.stem.reduction_prev), self.stem.channels,
+                    lambda *cell: NasnetCell(*cell, affine), num_classes, auxiliary, self.stem.feature_info,
+                    8 if stem == "imagenet" else 1, keeps_older=lambda spec: spec.reduction and skip_reduction_input)
 
     def _drop_probs(self) -> list[float]:
         n = len(self.stem.cells) + len(self.cells)

@@ -14,7 +14,7 @@ from timm.models._features import feature_take_indices
 from torch import nn
 
 from .genotype import Genotype
-from .layout import AuxiliaryHead
+from .layout import AuxiliaryHead, CellSpec
 
 
 class FixedNetwork(nn.Module):
@@ -27,11 +27,26 @@ class FixedNetwork(nn.Module):
         self.genotype = genotype
         self.drop_path = drop_path
 
-    def _build_head(self, num_features: int, aux_features: int, num_classes: int, auxiliary: bool,
-                    feature_info: list[dict]):
-        self.aux_head = AuxiliaryHead(aux_features, num_classes) if auxiliary else None
-        self.num_features = self.head_hidden_size = num_features
-        self.feature_info = feature_info
+    def _build(self, genotype: Genotype, plan: list[CellSpec], channels: tuple, make_cell, num_classes: int,
+               auxiliary: bool, stem_features: list[dict], stem_reduction: int, keeps_older=lambda spec: False):
+        """The cells of `plan` (`make_cell(pairs, concat, C_pp, C_p, spec)`; the cell after one for which
+        `keeps_older(spec)` reads the state before that one), the feature levels (one where the
+        resolution is about to halve, and at the end, after `stem_features`) and the heads."""
+        (C_pp, C_p), reduction = channels, stem_reduction
+        self.cells, self.level_cells, features = nn.ModuleList(), [], list(stem_features)
+        for i, spec in enumerate(plan):
+            pairs, concat = genotype.cell(spec.reduction)
+            self.cells.append(make_cell(pairs, concat, C_pp, C_p, spec))
+            C_pp, C_p = (C_pp if keeps_older(spec) else C_p), len(concat) * spec.C
+            reduction *= 2 if spec.reduction else 1
+            if i == self.aux_index:
+                C_aux = C_p
+            if i + 1 == len(plan) or plan[i + 1].reduction:
+                self.level_cells.append(i)
+                features.append(level(C_p, reduction, f"cells.{i}"))
+        self.aux_head = AuxiliaryHead(C_aux, num_classes) if auxiliary else None
+        self.num_features = self.head_hidden_size = C_p
+        self.feature_info = features
         self.reset_classifier(num_classes, "avg")
 
     # -- the classifier ---------------------------------------------------------------------------
