@@ -55,6 +55,8 @@ def summary_table(s: dict) -> str:
     rows = [
         ["supernet", f"mean validation accuracy of {s['supernet_eval_subnets']} random subnets",
          _fmt(s["supernet_val_acc_mean"])],
+        ["supernet", "random subnets' accuracy / the retrained network's test accuracy",
+         _fmt(s["supernet_val_acc_mean"] / s["test_acc"] if s["test_acc"] else None)],
         ["search", "strategy", s["strategy"]],
         ["search", "reward: validation accuracy of the chosen cells on shared weights", _fmt(s["reward"])],
         ["retrain", "parameters", f"{s['params']:,}"],

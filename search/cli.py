@@ -19,6 +19,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 import yaml
 
 from supernet.errors import MissingFileError
@@ -31,11 +32,12 @@ from supernet.runtime.data import make_loaders, set_epoch
 from supernet.runtime.distributed import distributed_session
 from supernet.runtime.files import write_json
 from supernet.runtime.precision import mixed_precision
+from supernet.scoring import take_batches
 
 from .compare import strategy_runs, write_comparison
 from .config import SearchConfig
 from .constraints import Constraints
-from .evaluator import Evaluator, take_batches
+from .evaluator import Evaluator
 from .loop import SUMMARY_FILE, run_search
 from .strategy import create_strategy
 
@@ -76,8 +78,8 @@ def size_limit(limit: int | str | dict | None, metric: str, target: Constraints)
     return target.size(resolve_genotype(limit)[0])[metric]
 
 
-def build_evaluator(cfg: SearchConfig, net, data, device) -> Evaluator:
-    """BN calibration on the first training batches of epoch 0; validation on the val split."""
+def build_evaluator(cfg: SearchConfig, trained: dict, net, data, device) -> Evaluator:
+    """Scoring (fine-tuning, BN calibration) on the first training batches of epoch 0; validation on the val split."""
     set_epoch(data.train, 0)
     constraints = None
     if cfg.max_params is not None or cfg.max_macs is not None:
@@ -86,9 +88,16 @@ def build_evaluator(cfg: SearchConfig, net, data, device) -> Evaluator:
                              cfg.target_image_size or data.image_size, shape.in_channels)
         constraints = replace(target, max_params=size_limit(cfg.max_params, "params", target),
                               max_macs=size_limit(cfg.max_macs, "macs", target))
-    calibration = take_batches(data.train, cfg.calibration_batches, device)
-    validation = take_batches(data.val, cfg.eval_batches, device) if data.val is not None else []
-    return Evaluator(net, calibration, validation, constraints, mixed_precision(cfg.amp, device)[0])
+    scoring, channels_last = cfg.scoring(trained), uses_channels_last(trained, device)
+    train = take_batches(data.train, scoring.train_batches, device, channels_last)
+    validation = take_batches(data.val, cfg.eval_batches, device, channels_last) if data.val is not None else []
+    return Evaluator(net, train, validation, constraints, mixed_precision(cfg.amp, device)[0], scoring, channels_last)
+
+
+def uses_channels_last(trained: dict, device) -> bool:
+    """Whether the supernet run trained channels_last on this kind of device (None: on CUDA only)."""
+    setting = trained.get("channels_last")
+    return torch.device(device).type == "cuda" if setting is None else setting
 
 
 def search(cfg: SearchConfig, out) -> dict | None:
@@ -99,7 +108,7 @@ def search(cfg: SearchConfig, out) -> dict | None:
         trained = supernet_settings(cfg.supernet)
         net = load_supernet(cfg.supernet).to(dist.device).eval()
         check_supernet(net, trained, cfg.supernet)
-        evaluator = build_evaluator(cfg, net, loaders(cfg, trained), dist.device)
+        evaluator = build_evaluator(cfg, trained, net, loaders(cfg, trained), dist.device)
         if cfg.relaxed:
             return relaxed_search(cfg, net, trained, evaluator, out, dist)
         strategy = create_strategy(cfg.strategy, net.space, seed=cfg.seed, **cfg.strategy_options)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from supernet.runtime.config import ConfigError
+from supernet.scoring import SCORING_KEYS, Scoring, scoring_from
 
 from .strategy import names
 
@@ -26,7 +27,12 @@ class SearchConfig:
     data_dir: str | None = None          # None: the supernet run's
     batch_size: int = 64
     accum_steps: int = 1                 # relaxed strategies: micro-batches per step (each normalised on its own)
-    calibration_batches: int = 5         # training batches that recalibrate BN statistics
+    # how a candidate is scored (supernet.scoring.Scoring): an optional brief fine-tuning of the inherited
+    # weights on fixed training batches, then BN recalibration; None: as the supernet run scored its subnets
+    calibration_batches: int | None = None
+    finetune_steps: int | None = None
+    finetune_lr: float | None = None
+    bn: Literal["recalibrate", "batch"] | None = None
     eval_batches: int | None = None      # validation batches scored; None: the whole split
     # size limits on the fixed network a genotype stands for: a number, or a genotype (zoo name, file,
     # or inline) whose network at the target size sets the limit; target_* None: the supernet's
@@ -58,7 +64,7 @@ class SearchConfig:
     def __post_init__(self):
         if not self.supernet:
             raise ConfigError("supernet must name a supernet-train run directory (supernet=RUN_DIR)")
-        for key in ("budget", "ask_size", "batch_size", "accum_steps", "calibration_batches", "log_every", "epochs"):
+        for key in ("budget", "ask_size", "batch_size", "accum_steps", "log_every", "epochs"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
         if self.batch_size % self.accum_steps:
@@ -78,6 +84,10 @@ class SearchConfig:
                 if name not in self.strategy or not isinstance(options, dict):
                     raise ConfigError("with a list of strategies, strategy_options maps a listed strategy to its "
                                       f"options ({{evolution: {{population_size: 20}}}}), got {name!r}: {options!r}")
+
+    def scoring(self, trained: dict) -> Scoring:
+        """How candidates are scored, `trained` being the supernet run's config."""
+        return scoring_from(trained, **{key: getattr(self, key) for key in SCORING_KEYS})
 
     @property
     def strategies(self) -> list[str]:

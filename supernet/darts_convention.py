@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import torch
-from timm.layers import drop_path
 from torch import nn
 
 from .genotype import Genotype, GenotypeError
 from .layout import CellSpec, Stem, cell_plan, op_stride
-from .network_base import FixedNetwork, level
+from .network_base import FixedNetwork, dropped, level
 from .ops import OPS, FactorizedReduce, ReLUConvBN, is_identity
 
 
@@ -38,9 +37,7 @@ class Cell(nn.Module):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         h = states[0]   # slot a's output, until slot b's is added to it
         for k, op in enumerate(self.ops):
-            y = op(states[self.inputs[k]])
-            if drop_prob > 0 and self.training and self.droppable[k]:
-                y = drop_path(y, drop_prob, True)
+            y = dropped(op(states[self.inputs[k]]), drop_prob, self.training, self.droppable[k])
             if k % 2 == 0:
                 h = y
             else:

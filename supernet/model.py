@@ -156,10 +156,11 @@ class SuperNet(nn.Module):
         """The fixed network of `genotype` holding copies of the inherited weights."""
         self.space.encode(genotype)
         spec = self.spec
-        net = DartsNetwork(genotype, spec.C, spec.layers, spec.num_classes, spec.stem, affine=False,
-                           in_channels=spec.in_channels, stem_multiplier=spec.stem_multiplier, ops=self.ops)
+        with torch.device("meta"):   # every weight is copied below: no initialisation (nor random draw) needed
+            net = DartsNetwork(genotype, spec.C, spec.layers, spec.num_classes, spec.stem, affine=False,
+                               in_channels=spec.in_channels, stem_multiplier=spec.stem_multiplier, ops=self.ops)
         device = self.classifier.weight.device
-        net.to(device).train(self.training)
+        net = net.to_empty(device=device).train(self.training)
         net.stem.load_state_dict(self.stem.state_dict())
         c0 = c1 = None
         for fixed, cell in zip(net.cells, self.cells):

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.layers import drop_path
 from torch import nn
 
 from .errors import UserError
 from .genotype import Genotype
 from .layout import CellSpec, cell_plan, op_stride
 from .nasnet_ops import FactorizedReduction, bn, conv_bn, nasnet_op
-from .network_base import FixedNetwork, level
+from .network_base import FixedNetwork, dropped, level
 
 
 def _input_adjust(C_pp: int | None, C: int, larger: bool, affine: bool) -> nn.Module | None:
@@ -70,9 +69,7 @@ class NasnetCell(nn.Module):
             j = self.inputs[k]
             if op.relu_input and j not in relu:
                 relu[j] = F.relu(states[j])
-            y = op(relu[j] if op.relu_input else states[j])
-            if drop_prob > 0 and self.training and self.droppable[k]:
-                y = drop_path(y, drop_prob, True)
+            y = dropped(op(relu[j] if op.relu_input else states[j]), drop_prob, self.training, self.droppable[k])
             if k % 2 == 0:
                 h = y
             else:

@@ -9,7 +9,7 @@ A network built without an auxiliary head (as every timm model is) scripts with 
 from __future__ import annotations
 
 import torch
-from timm.layers import SelectAdaptivePool2d
+from timm.layers import SelectAdaptivePool2d, drop_path
 from timm.models._features import feature_take_indices
 from torch import nn
 
@@ -99,6 +99,11 @@ class FixedNetwork(nn.Module):
         if prune_head:
             self.reset_classifier(0, "")
         return take
+
+
+def dropped(y: torch.Tensor, drop_prob: float, training: bool, droppable: bool) -> torch.Tensor:
+    """An op's output under drop-path (cells drop whole samples of an op's output while training)."""
+    return drop_path(y, drop_prob, True) if drop_prob > 0 and training and droppable else y
 
 
 def level(num_chs: int, reduction: int, module: str) -> dict:

@@ -15,7 +15,7 @@ run it does nothing. The run ends by writing `supernet.json`. The loop itself
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -29,10 +29,10 @@ from .model import SuperNetSpec
 from .runtime.checkpoint import seed_all
 from .runtime.cli import command
 from .runtime.config import ConfigError, load_config
-from .runtime.data import make_loaders
-from .runtime.distributed import Dist, broadcast_parameters, device_name, run_unless_finished
-from .runtime.evaluate import subnet_accuracies
+from .runtime.data import make_loaders, set_epoch
+from .runtime.distributed import Dist, all_reduce_sum, broadcast_parameters, device_name, run_unless_finished
 from .runtime.loop import TrainLoop, batch_stats
+from .scoring import score_counts, scoring_from, take_batches
 from .space import get_space
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,10 @@ class TrainConfig:
     eval_subnets: int = 5
     eval_every: int = 1                  # epochs (the last epoch always evaluates)
     eval_batches: int | None = None      # None: the whole validation split
+    # how the subnets are scored, as nas-search scores them (supernet.scoring)
+    calibration_batches: int = 5         # training batches that recalibrate BN before a subnet is scored
+    finetune_steps: int = 0              # SGD steps of each subnet from the inherited weights before that
+    finetune_lr: float = 0.05
     checkpoint_every: int = 0            # steps; 0: at the end of each epoch only
     max_steps: int | None = None         # stop (resumably) once this many steps are done in all
     log_every: int = 20
@@ -149,6 +153,12 @@ class Trainer(TrainLoop):
                                             warmup_epochs=cfg.warmup_epochs, warmup_lr=cfg.lr_min,
                                             step_on_epochs=False, updates_per_epoch=self.steps_per_epoch)
         self.archs = eval_archs(self.space, cfg.seed, cfg.eval_subnets)
+        # the subnets are scored as nas-search scores them, on images fixed once (this rank's share)
+        set_epoch(d.train, 0)
+        self.scoring = scoring_from(asdict(cfg))
+        self.scoring_batches = take_batches(d.train, self.scoring.train_batches, dist.device, self.channels_last)
+        self.validation = (take_batches(d.val, cfg.eval_batches, dist.device, self.channels_last)
+                           if d.val is not None else [])
 
     def describe(self) -> str:
         return (f"supernet: {_count(self.net)} params; {self.total_steps} steps of {self.cfg.batch_size} x "
@@ -185,17 +195,24 @@ class Trainer(TrainLoop):
                 f"the run stopped, and {self.out} keeps its last good checkpoint (try a lower lr, or amp=off)")
 
     def end_epoch(self, epoch: int, totals: list[float]):
-        cfg, d = self.cfg, self.data
+        cfg = self.cfg
         self.last = {"epoch": epoch + 1, "train_loss": totals[0] / totals[2], "train_acc": totals[1] / totals[2]}
         last_epoch = epoch + 1 == cfg.epochs
-        if d.val is not None and self.archs and ((epoch + 1) % cfg.eval_every == 0 or last_epoch):
-            accs = subnet_accuracies(self.net, self.archs, d.val, self.dist.device, self.autocast,
-                                     cfg.eval_batches, self.channels_last)
+        if self.validation and self.archs and ((epoch + 1) % cfg.eval_every == 0 or last_epoch):
+            accs = self.subnet_accuracies()
             self.last["val_acc"] = accs
             self.metrics.log(self.step, epoch=epoch + 1, **{"val/acc_mean": float(np.mean(accs)),
                                                             "val/acc_max": max(accs), "val/acc": accs})
             log.info("epoch %d/%d: val accuracy of %d subnets: mean %.4f, best %.4f", epoch + 1, cfg.epochs,
                      len(accs), np.mean(accs), max(accs))
+
+    def subnet_accuracies(self) -> list[float]:
+        """The validation accuracy of each of `archs` (supernet.scoring), summed over the ranks' shards."""
+        counts = torch.tensor([score_counts(self.net, g, self.scoring_batches, self.validation, self.scoring,
+                                            self.autocast, self.channels_last)
+                               for g in self.archs], dtype=torch.float64, device=self.dist.device)
+        all_reduce_sum(counts)
+        return (counts[:, 0] / counts[:, 1].clamp(min=1)).tolist()
 
     def summary(self) -> dict:
         cfg, last = self.cfg, self.last

@@ -48,7 +48,8 @@ def supernet_evaluator(supernet_dir):
     """The search's evaluator on the supernet's own weights."""
     cfg = SearchConfig(supernet=str(supernet_dir), device="cpu")
     net = load_supernet(supernet_dir)
-    return build_evaluator(cfg, net.eval(), loaders(cfg, supernet_settings(supernet_dir)), torch.device("cpu"))
+    trained = supernet_settings(supernet_dir)
+    return build_evaluator(cfg, trained, net.eval(), loaders(cfg, trained), torch.device("cpu"))
 
 
 @pytest.mark.slow

@@ -11,9 +11,11 @@ from torch import nn
 from retrain.sizes import measure
 from retrain.spec import NetSpec
 from search.constraints import Constraints
-from search.evaluator import Evaluator, batch_norms, recalibrate_bn
+from search.evaluator import Evaluator
 from supernet import zoo
+from supernet.errors import UserError
 from supernet.model import SuperNet
+from supernet.scoring import Scoring, batch_norms, recalibrate_bn
 from supernet.space import get_space
 
 
@@ -73,6 +75,39 @@ def test_score_is_eval_mode_accuracy_of_the_recalibrated_subnet_and_leaves_the_s
     assert score == hits / 48
     for key, value in supernet.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+def test_finetuned_score_is_that_of_the_subnet_after_plain_sgd_with_a_cosine_schedule(supernet):
+    genotype = get_space("darts").sample(2)
+    train, validation = batches(3, seed=3), batches(2, seed=4)
+    scoring = Scoring(calibration_batches=2, finetune_steps=5, finetune_lr=0.1)
+    before = copy.deepcopy(supernet.state_dict())
+    score = Evaluator(supernet, train, validation, scoring=scoring).score(genotype)
+
+    # independently: torch's SGD and cosine schedule over the training batches in turn
+    net = supernet.subnet(genotype).train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=3e-4)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=5)
+    for step in range(5):
+        x, y = train[step % 3]
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        schedule.step()
+    recalibrate_bn(net, train[:2])
+    with torch.no_grad():
+        hits = sum((net(x).argmax(1) == y).sum().item() for x, y in validation)
+    assert score == hits / 32
+    assert hits / 32 != Evaluator(supernet, train, validation).score(genotype)   # the steps changed the subnet
+    for key, value in supernet.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+@pytest.mark.parametrize("settings", [{"bn": "frozen"}, {"finetune_steps": -1}, {"finetune_lr": 0},
+                                      {"calibration_batches": 0}])
+def test_bad_scoring_settings_are_user_errors(settings):
+    with pytest.raises(UserError):
+        Scoring(**settings)
 
 
 class CountingEvaluator(Evaluator):

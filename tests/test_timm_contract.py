@@ -8,7 +8,7 @@ import warnings
 import pytest
 import timm
 import torch
-from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+from timm.models import create_feature_extractor, get_graph_node_names  # timm's tracer knows its own layers
 
 import retrain  # noqa: F401  (registers the models)
 

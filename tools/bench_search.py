@@ -21,9 +21,10 @@ import time
 
 import torch
 
-from search.evaluator import Evaluator, take_batches
+from search.evaluator import Evaluator
 from supernet.model import SuperNet
 from supernet.runtime.data import make_loaders, set_epoch
+from supernet.scoring import take_batches
 from supernet.space import get_space
 
 

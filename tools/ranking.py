@@ -6,10 +6,12 @@ trained from scratch (a ground-truth file, see tools/ground_truth.py), beside ch
 FILE is a JSON list, or JSON lines, of objects with `genotype` (its JSON form) and `accuracy`; where
 objects also hold `accuracies` of two seeds ({"0": a, "1": b}), the seed-to-seed Kendall tau of
 standalone training is reported as the ceiling. Every genotype is scored as nas-search scores a
-candidate (search.evaluator: the subnet inherits the supernet's weights, its BN statistics are
-recalibrated, its accuracy measured), on the supernet run's validation split unless key=value
-overrides choose other data: dataset, data_dir, image_size, split (val | test), batch_size,
-calibration_batches, eval_batches, bn (recalibrate | batch). OUT holds kendall_tau, spearman,
+candidate (supernet.scoring: the subnet inherits the supernet's weights, is optionally fine-tuned for
+a few steps, its BN statistics are recalibrated, its accuracy measured), on the supernet run's
+validation split unless key=value overrides choose other data or scoring: dataset, data_dir,
+image_size, split (val | test), batch_size, eval_batches, and supernet.scoring.Scoring's bn
+(recalibrate | batch), calibration_batches, finetune_steps, finetune_lr; untrained=true scores
+with the supernet at initialisation instead (the from-scratch control). OUT holds kendall_tau, spearman,
 top_quarter_precision, accuracy_ratio (mean shared-weight / mean standalone accuracy), count, the
 per-genotype scores, and the same rank figures for the baselines of search.proxies (parameter
 count, gradient norm and synflow at initialisation), which a supernet must beat to be worth its training.
@@ -20,7 +22,7 @@ import argparse
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -28,8 +30,8 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau, spearmanr
 
-from search.cli import supernet_settings
-from search.evaluator import Evaluator, take_batches
+from search.cli import supernet_settings, uses_channels_last
+from search.evaluator import Evaluator
 from search.proxies import proxy_scores
 from supernet.genotype import Genotype
 from supernet.network import Network
@@ -37,19 +39,26 @@ from supernet.runtime.checkpoint import load_supernet
 from supernet.runtime.config import ConfigError, from_dict, parse_value
 from supernet.runtime.data import make_loaders, set_epoch
 from supernet.runtime.files import write_json
+from supernet.scoring import SCORING_KEYS, scoring_from, take_batches
 
 
 @dataclass
-class ScoringData:
-    """The data the genotypes are scored on; None: the supernet run's own."""
+class RankingSettings:
+    """The data the genotypes are scored on (None: the supernet run's own) and how (supernet.scoring)."""
     dataset: str | None = None
     data_dir: str | None = None
     image_size: int | None = None
     split: Literal["val", "test"] = "val"
     batch_size: int = 64
-    calibration_batches: int = 5
     eval_batches: int | None = None      # None: the whole split
-    bn: Literal["recalibrate", "batch"] = "recalibrate"
+    # supernet.scoring.Scoring; None: as the supernet run scored its subnets
+    calibration_batches: int | None = None
+    finetune_steps: int | None = None
+    finetune_lr: float | None = None
+    bn: Literal["recalibrate", "batch"] | None = None
+    untrained: bool = False              # the supernet at initialisation (seed 0): with finetune_steps, the
+    #                                      from-scratch control that the trained weights must beat
+
 
 
 def parse_args(argv=None):
@@ -57,7 +66,7 @@ def parse_args(argv=None):
     p.add_argument("--supernet", required=True, help="supernet-train run directory")
     p.add_argument("--ground-truth", type=Path, required=True, help="JSON list or JSON lines of {genotype, accuracy}")
     p.add_argument("--json", type=Path, required=True, help="file to write the results to")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="the scoring data (see ScoringData)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="the scoring data and method (see RankingSettings)")
     args = p.parse_args(argv)
     values = {}
     for item in args.overrides:
@@ -65,7 +74,7 @@ def parse_args(argv=None):
         if not sep:
             raise ConfigError(f"override {item!r} must look like key=value")
         values[key] = parse_value(text)
-    return args, from_dict(ScoringData, values, "the command-line overrides")
+    return args, from_dict(RankingSettings, values, "the command-line overrides")
 
 
 def read_ground_truth(path: Path) -> list[dict]:
@@ -95,23 +104,28 @@ def seed_ceiling(records: list[dict]) -> dict | None:
 
 
 def main(argv=None):
-    args, scoring = parse_args(argv)
+    args, settings = parse_args(argv)
     start = time.perf_counter()
     records = read_ground_truth(args.ground_truth)
     trained = supernet_settings(args.supernet)
+    scoring = scoring_from(trained, **{key: getattr(settings, key) for key in SCORING_KEYS})
     supernet = load_supernet(args.supernet).eval()
+    if settings.untrained:
+        torch.manual_seed(0)
+        supernet = supernet.spec.build().eval()
     spec = supernet.spec
-    data = make_loaders(scoring.dataset or trained["dataset"], scoring.data_dir or trained["data_dir"],
-                        scoring.batch_size, image_size=scoring.image_size or trained["image_size"],
+    data = make_loaders(settings.dataset or trained["dataset"], settings.data_dir or trained["data_dir"],
+                        settings.batch_size, image_size=settings.image_size or trained["image_size"],
                         val_fraction=trained["val_fraction"], workers=0)
     set_epoch(data.train, 0)
-    calibration = take_batches(data.train, scoring.calibration_batches, "cpu")
-    validation = take_batches(getattr(data, scoring.split), scoring.eval_batches, "cpu")
-    evaluator = Evaluator(supernet, calibration, validation, bn=scoring.bn)
+    channels_last = uses_channels_last(trained, "cpu")
+    train = take_batches(data.train, scoring.train_batches, "cpu", channels_last)
+    validation = take_batches(getattr(data, settings.split), settings.eval_batches, "cpu", channels_last)
+    evaluator = Evaluator(supernet, train, validation, scoring=scoring, channels_last=channels_last)
     genotypes = [Genotype.from_dict(r["genotype"]) for r in records]
     truth = [float(r["accuracy"]) for r in records]
     shared, proxies = [], []
-    x, y = calibration[0]
+    x, y = train[0]
     for k, g in enumerate(genotypes):
         shared.append(evaluator.score(g))
         proxies.append(proxy_scores(lambda g=g: Network(g, spec.C, spec.layers, spec.num_classes, stem=spec.stem,
@@ -124,7 +138,7 @@ def main(argv=None):
         "shared_weight_accuracy_mean": float(np.mean(shared)), "standalone_accuracy_mean": float(np.mean(truth)),
         "baselines": {name: rank_figures([p[name] for p in proxies], truth) for name in proxies[0]},
         "ceiling": seed_ceiling(records),
-        "supernet": args.supernet, "ground_truth": str(args.ground_truth), "scoring": vars(scoring),
+        "supernet": args.supernet, "ground_truth": str(args.ground_truth), "settings": vars(settings), "scoring": asdict(scoring),
         "scored_images": sum(len(y) for _, y in validation),
         "genotypes": [{"name": r.get("name"), "genotype": r["genotype"], "standalone": t, "shared_weight": s, **p}
                       for r, t, s, p in zip(records, truth, shared, proxies)],
