@@ -19,7 +19,6 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-import torch
 import yaml
 
 from supernet.errors import MissingFileError
@@ -31,7 +30,7 @@ from supernet.runtime.config import CONFIG_FILE, ConfigError, load_config
 from supernet.runtime.data import make_loaders, set_epoch
 from supernet.runtime.distributed import distributed_session
 from supernet.runtime.files import write_json
-from supernet.runtime.precision import mixed_precision
+from supernet.runtime.precision import mixed_precision, uses_channels_last
 from supernet.scoring import take_batches
 
 from .compare import strategy_runs, write_comparison
@@ -88,16 +87,11 @@ def build_evaluator(cfg: SearchConfig, trained: dict, net, data, device) -> Eval
                              cfg.target_image_size or data.image_size, shape.in_channels)
         constraints = replace(target, max_params=size_limit(cfg.max_params, "params", target),
                               max_macs=size_limit(cfg.max_macs, "macs", target))
-    scoring, channels_last = cfg.scoring(trained), uses_channels_last(trained, device)
+    scoring, channels_last = cfg.scoring(trained), uses_channels_last(trained.get("channels_last"), device)
     train = take_batches(data.train, scoring.train_batches, device, channels_last)
     validation = take_batches(data.val, cfg.eval_batches, device, channels_last) if data.val is not None else []
     return Evaluator(net, train, validation, constraints, mixed_precision(cfg.amp, device)[0], scoring, channels_last)
 
-
-def uses_channels_last(trained: dict, device) -> bool:
-    """Whether the supernet run trained channels_last on this kind of device (None: on CUDA only)."""
-    setting = trained.get("channels_last")
-    return torch.device(device).type == "cuda" if setting is None else setting
 
 
 def search(cfg: SearchConfig, out) -> dict | None:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau, spearmanr
 
-from search.cli import supernet_settings, uses_channels_last
+from search.cli import supernet_settings
 from search.evaluator import Evaluator
 from search.proxies import proxy_scores
 from supernet.genotype import Genotype
@@ -39,6 +39,7 @@ from supernet.runtime.checkpoint import load_supernet
 from supernet.runtime.config import ConfigError, from_dict, parse_value
 from supernet.runtime.data import make_loaders, set_epoch
 from supernet.runtime.files import write_json
+from supernet.runtime.precision import uses_channels_last
 from supernet.scoring import SCORING_KEYS, scoring_from, take_batches
 
 
@@ -118,7 +119,7 @@ def main(argv=None):
                         settings.batch_size, image_size=settings.image_size or trained["image_size"],
                         val_fraction=trained["val_fraction"], workers=0)
     set_epoch(data.train, 0)
-    channels_last = uses_channels_last(trained, "cpu")
+    channels_last = uses_channels_last(trained.get("channels_last"), "cpu")
     train = take_batches(data.train, scoring.train_batches, "cpu", channels_last)
     validation = take_batches(getattr(data, settings.split), settings.eval_batches, "cpu", channels_last)
     evaluator = Evaluator(supernet, train, validation, scoring=scoring, channels_last=channels_last)

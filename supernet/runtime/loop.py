@@ -34,7 +34,7 @@ from .data import resume_epoch
 from .distributed import Dist, all_reduce_sum, average_gradients, barrier
 from .files import write_json
 from .metrics import MetricsLog, Progress
-from .precision import NonFiniteLossError, mixed_precision
+from .precision import NonFiniteLossError, mixed_precision, uses_channels_last
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class TrainLoop:
                  log_every: int, accum_steps: int = 1, max_steps: int | None = None, checkpoint_every: int = 0):
         self.cfg, self.out, self.dist = cfg, Path(out), dist
         self.autocast, self.scaler = mixed_precision(amp, dist.device)
-        self.channels_last = dist.device.type == "cuda" if channels_last is None else channels_last
+        self.channels_last = uses_channels_last(channels_last, dist.device)
         self.grad_clip, self.log_every, self.accum_steps = grad_clip, log_every, accum_steps
         self.max_steps, self.checkpoint_every = max_steps, checkpoint_every
         self.ddp = False   # whether the model (DistributedDataParallel) averages the gradients over ranks itself

@@ -21,5 +21,10 @@ def mixed_precision(amp: str, device: torch.device):
     return autocast, torch.amp.GradScaler(device.type, enabled=amp == "fp16")
 
 
+def uses_channels_last(setting: bool | None, device) -> bool:
+    """A `channels_last` setting resolved for `device` (None: on CUDA only)."""
+    return torch.device(device).type == "cuda" if setting is None else setting
+
+
 class NonFiniteLossError(UserError):
     """The training loss became NaN or infinite."""
