@@ -1,16 +1,17 @@
-"""Supernet training: uniform single-path sampling, one architecture per step on every rank.
+"""Supernet training: what each step trains is drawn the same on every rank.
 
     python -m supernet.train --config configs/digits_supernet.yaml --out runs/supernet [key=value ...]
     torchrun --nproc_per_node=2 -m supernet.train --config configs/digits_supernet.yaml --out runs/supernet
 
-Each step samples a genotype uniformly from the space (from a generator seeded
-by (seed, step), so every rank draws the same one), trains that path with SGD,
-a per-update cosine schedule and gradient clipping, and averages the gradients
-over ranks. Every epoch it checkpoints and scores `eval_subnets` fixed random
-subnets on the validation split. Re-running the same command on the same run
-directory resumes exactly where the last checkpoint left off; on a finished
-run it does nothing. The run ends by writing `supernet.json`. The loop itself
-(checkpoints, resume, AMP, clipping, metrics) is supernet.runtime.loop's.
+Each step draws its paths from a generator seeded by (seed, step), so every rank draws the same
+(`sampling`, see sample_paths: uniform single paths, FairNAS's fair sets of them, or Bender et
+al.'s path dropout), trains them with the config's optimizer, a per-update cosine schedule and
+gradient clipping, and averages the gradients over ranks. It checkpoints at the end of every epoch
+(and every `checkpoint_every` steps), and every `eval_every` epochs scores `eval_subnets` fixed
+random subnets on the validation split (supernet.scoring).
+Re-running the same command on the same run directory resumes exactly where the last checkpoint
+left off; on a finished run it does nothing. The run ends by writing `supernet.json`. The loop
+itself (checkpoints, resume, AMP, clipping, metrics) is supernet.runtime.loop's.
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ class TrainConfig:
     paths_per_step: int = 1              # uniform: paths whose gradients each step averages (fair: one per op)
     keep_start: float = 0.5              # dropout: the share of each decision's choices kept, first step ...
     keep_end: float = 0.15               # ... and last step (linear in between)
+    dropout_mix: Literal["sum", "sqrt", "mean"] = "mean"   # dropout: how a slot combines its kept choices
     stem: Literal["auto", "cifar", "imagenet"] = "auto"    # auto: imagenet when image_size > 64
     dataset: str = "digits"
     data_dir: str = "data"
@@ -97,14 +99,18 @@ class TrainConfig:
 
 
 def sample_paths(space, seed: int, step: int, sampling: str = "uniform", count: int = 1,
-                 keep: float = 1.0) -> list[dict]:
+                 keep: float = 1.0, mix: str = "mean") -> list[dict]:
     """What step `step` trains, the same on every rank, as the supernet's forward arguments:
     - uniform: `count` genotypes drawn uniformly (single paths);
     - fair: FairNAS's strict fairness, one single path per op, in which every op-decision takes
       each op exactly once and every input-decision its inputs as evenly as they divide;
     - dropout: one relaxed path in which each decision keeps each of its choices with probability
-      `keep` (one at least): all the ops of the kept inputs of a slot run, summed, as in the one-shot
-      model of Bender et al. 2018 with path dropout."""
+      `keep` (one at least): all the ops of the kept inputs of a slot run, as in the one-shot model
+      of Bender et al. 2018 with path dropout, and `mix` says how the slot combines them: their sum
+      (Bender et al.'s), their sum over the square root of their count, or their mean. The sum grows
+      with the terms kept (dozens early on) where a scored subnet sums two per block; the mean stays
+      within one term's scale, and with one choice kept it is that single path (README, "The
+      recipe, and why")."""
     rng = np.random.default_rng([seed, TRAIN_STREAM, step])
     if sampling == "uniform":
         return [{"arch": space.sample(rng)} for _ in range(count)]
@@ -116,7 +122,8 @@ def sample_paths(space, seed: int, step: int, sampling: str = "uniform", count: 
     for d in space.decisions:
         kept = rng.random(d.num_choices) < keep
         kept[rng.integers(d.num_choices)] |= not kept.any()
-        masks.append(torch.from_numpy(kept.astype(np.float32)))
+        share = {"sum": 1.0, "sqrt": np.sqrt(kept.sum()), "mean": kept.sum()}[mix]
+        masks.append(torch.from_numpy((kept / share).astype(np.float32)))
     return [{"weights": masks}]
 
 
@@ -167,7 +174,8 @@ class Trainer(TrainLoop):
     def step_inputs(self) -> tuple:
         cfg = self.cfg
         keep = cfg.keep_start + (cfg.keep_end - cfg.keep_start) * self.step / max(self.total_steps - 1, 1)
-        paths = sample_paths(self.space, cfg.seed, self.step, cfg.sampling, cfg.paths_per_step, keep)
+        paths = sample_paths(self.space, cfg.seed, self.step, cfg.sampling, cfg.paths_per_step, keep,
+                             cfg.dropout_mix)
         return ([{k: [w.to(self.dist.device) for w in v] if k == "weights" else v for k, v in path.items()}
                  for path in paths],)
 

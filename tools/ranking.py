@@ -1,7 +1,7 @@
 """How well a supernet's shared-weight scores rank cells, against the standalone accuracy of cells
 trained from scratch (a ground-truth file, see tools/ground_truth.py), beside cheap baselines.
 
-    python tools/ranking.py --supernet RUN --ground-truth FILE [key=value ...] --json OUT
+    python tools/ranking.py --supernet RUN [--supernet RUN ...] --ground-truth FILE [key=value ...] --json OUT
 
 FILE is a JSON list, or JSON lines, of objects with `genotype` (its JSON form) and `accuracy`; where
 objects also hold `accuracies` of two seeds ({"0": a, "1": b}), the seed-to-seed Kendall tau of
@@ -11,14 +11,19 @@ a few steps, its BN statistics are recalibrated, its accuracy measured), on the 
 validation split unless key=value overrides choose other data or scoring: dataset, data_dir,
 image_size, split (val | test), batch_size, eval_batches, and supernet.scoring.Scoring's bn
 (recalibrate | batch), calibration_batches, finetune_steps, finetune_lr; untrained=true scores
-with the supernet at initialisation instead (the from-scratch control). OUT holds kendall_tau, spearman,
-top_quarter_precision, accuracy_ratio (mean shared-weight / mean standalone accuracy), count, the
-per-genotype scores, and the same rank figures for the baselines of search.proxies (parameter
-count, gradient norm and synflow at initialisation), which a supernet must beat to be worth its training.
+with the supernet at initialisation instead (the from-scratch control). OUT holds kendall_tau (with
+kendall_tau_95, its 95% bootstrap interval over the genotypes), spearman, top_quarter_precision,
+accuracy_ratio (mean shared-weight / mean standalone accuracy), count, the per-genotype scores, and
+the same rank figures for the baselines of search.proxies (parameter count, the cells' concatenated
+states, gradient norm and synflow at initialisation), which a supernet must beat to be worth its
+training. With several runs (one shape, trained with other seeds, say) a genotype's score is the
+mean of theirs, `runs` holds the figures of each, and `agreement` the mean Kendall tau between
+their scores: how far a supernet's ranking repeats when it is trained again.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import time
@@ -36,6 +41,7 @@ from search.proxies import proxy_scores
 from supernet.genotype import Genotype
 from supernet.network import Network
 from supernet.runtime.checkpoint import load_supernet
+from supernet.runtime.cli import command
 from supernet.runtime.config import ConfigError, from_dict, parse_value
 from supernet.runtime.data import make_loaders, set_epoch
 from supernet.runtime.files import write_json
@@ -64,7 +70,9 @@ class RankingSettings:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--supernet", required=True, help="supernet-train run directory")
+    p.add_argument("--supernet", required=True, action="append",
+                   help="supernet-train run directory; repeated (runs of one shape, trained with other seeds, say): "
+                        "each genotype is scored by the mean of their scores, and their agreement reported")
     p.add_argument("--ground-truth", type=Path, required=True, help="JSON list or JSON lines of {genotype, accuracy}")
     p.add_argument("--json", type=Path, required=True, help="file to write the results to")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="the scoring data and method (see RankingSettings)")
@@ -87,12 +95,22 @@ def read_ground_truth(path: Path) -> list[dict]:
     return records
 
 
+def tau_interval(scores, truth, draws: int = 1000, seed: int = 0) -> list[float]:
+    """The 95% bootstrap interval of Kendall tau over the genotypes (drawn with replacement): how far
+    another sample of cells of the same space could move the figure."""
+    scores, truth = np.asarray(scores, dtype=float), np.asarray(truth, dtype=float)
+    rng = np.random.default_rng(seed)
+    taus = [kendalltau(scores[k], truth[k])[0] for k in rng.integers(len(truth), size=(draws, len(truth)))]
+    return [float(v) for v in np.nanpercentile(taus, [2.5, 97.5])]
+
+
 def rank_figures(scores, truth) -> dict:
-    """Kendall tau, Spearman rho and the precision of the top quarter of `scores` against `truth`."""
+    """Kendall tau (and its bootstrap interval), Spearman rho and the precision of the top quarter of
+    `scores` against `truth`."""
     quarter = max(1, math.ceil(len(truth) / 4))
     top_truth, top_score = set(np.argsort(truth)[-quarter:]), set(np.argsort(scores)[-quarter:])
-    return {"kendall_tau": float(kendalltau(scores, truth)[0]), "spearman": float(spearmanr(scores, truth)[0]),
-            "top_quarter_precision": len(top_truth & top_score) / quarter}
+    return {"kendall_tau": float(kendalltau(scores, truth)[0]), "kendall_tau_95": tau_interval(scores, truth),
+            "spearman": float(spearmanr(scores, truth)[0]), "top_quarter_precision": len(top_truth & top_score) / quarter}
 
 
 def seed_ceiling(records: list[dict]) -> dict | None:
@@ -104,17 +122,34 @@ def seed_ceiling(records: list[dict]) -> dict | None:
     return {"count": len(twice), "kendall_tau": float(kendalltau(first, second)[0])}
 
 
+def load_supernets(runs: list[str], untrained: bool) -> list:
+    """The supernets of `runs`, which must share their shape (the first one's data scores them all);
+    with `untrained`, each at initialisation (seed 0) instead."""
+    supernets = [load_supernet(run).eval() for run in runs]
+    if any(net.spec != supernets[0].spec for net in supernets):
+        raise ConfigError(f"the supernets {', '.join(runs)} differ in shape; rank one shape at a time")
+    if untrained:
+        torch.manual_seed(0)
+        supernets = [net.spec.build().eval() for net in supernets]
+    return supernets
+
+
+def agreement(scores_by_run: list[list[float]]) -> float | None:
+    """Mean Kendall tau between the scores of every two supernets: how far a supernet's ranking
+    repeats when it is trained again, the ceiling of its own figures."""
+    pairs = list(itertools.combinations(scores_by_run, 2))
+    return float(np.mean([kendalltau(a, b)[0] for a, b in pairs])) if pairs else None
+
+
+@command
 def main(argv=None):
     args, settings = parse_args(argv)
     start = time.perf_counter()
     records = read_ground_truth(args.ground_truth)
-    trained = supernet_settings(args.supernet)
+    trained = supernet_settings(args.supernet[0])
     scoring = scoring_from(trained, **{key: getattr(settings, key) for key in SCORING_KEYS})
-    supernet = load_supernet(args.supernet).eval()
-    if settings.untrained:
-        torch.manual_seed(0)
-        supernet = supernet.spec.build().eval()
-    spec = supernet.spec
+    supernets = load_supernets(args.supernet, settings.untrained)
+    spec = supernets[0].spec
     data = make_loaders(settings.dataset or trained["dataset"], settings.data_dir or trained["data_dir"],
                         settings.batch_size, image_size=settings.image_size or trained["image_size"],
                         val_fraction=trained["val_fraction"], workers=0)
@@ -122,32 +157,38 @@ def main(argv=None):
     channels_last = uses_channels_last(trained.get("channels_last"), "cpu")
     train = take_batches(data.train, scoring.train_batches, "cpu", channels_last)
     validation = take_batches(getattr(data, settings.split), settings.eval_batches, "cpu", channels_last)
-    evaluator = Evaluator(supernet, train, validation, scoring=scoring, channels_last=channels_last)
     genotypes = [Genotype.from_dict(r["genotype"]) for r in records]
     truth = [float(r["accuracy"]) for r in records]
-    shared, proxies = [], []
     x, y = train[0]
-    for k, g in enumerate(genotypes):
-        shared.append(evaluator.score(g))
-        proxies.append(proxy_scores(lambda g=g: Network(g, spec.C, spec.layers, spec.num_classes, stem=spec.stem,
-                                                        in_channels=spec.in_channels), x, y))
-        print(f"{k + 1}/{len(genotypes)} {records[k].get('name', '')}: shared-weight {shared[-1]:.4f}, "
-              f"standalone {truth[k]:.4f}", flush=True)
+    proxies = [proxy_scores(lambda g=g: Network(g, spec.C, spec.layers, spec.num_classes, stem=spec.stem,
+                                                in_channels=spec.in_channels), x, y) for g in genotypes]
+    by_run = []
+    for run, supernet in zip(args.supernet, supernets):
+        evaluator = Evaluator(supernet, train, validation, scoring=scoring, channels_last=channels_last)
+        by_run.append([])
+        for k, g in enumerate(genotypes):
+            by_run[-1].append(evaluator.score(g))
+            print(f"{run} {k + 1}/{len(genotypes)} {records[k].get('name', '')}: shared-weight "
+                  f"{by_run[-1][-1]:.4f}, standalone {truth[k]:.4f}", flush=True)
+    shared = np.mean(by_run, axis=0).tolist()
     result = {
         **rank_figures(shared, truth), "count": len(records),
         "accuracy_ratio": float(np.mean(shared) / np.mean(truth)),
         "shared_weight_accuracy_mean": float(np.mean(shared)), "standalone_accuracy_mean": float(np.mean(truth)),
         "baselines": {name: rank_figures([p[name] for p in proxies], truth) for name in proxies[0]},
-        "ceiling": seed_ceiling(records),
-        "supernet": args.supernet, "ground_truth": str(args.ground_truth), "settings": vars(settings), "scoring": asdict(scoring),
+        "ceiling": seed_ceiling(records), "agreement": agreement(by_run),
+        "runs": [{"supernet": run, **rank_figures(scores, truth), "accuracy_ratio": float(np.mean(scores) / np.mean(truth))}
+                 for run, scores in zip(args.supernet, by_run)],
+        "ground_truth": str(args.ground_truth), "settings": vars(settings), "scoring": asdict(scoring),
         "scored_images": sum(len(y) for _, y in validation),
-        "genotypes": [{"name": r.get("name"), "genotype": r["genotype"], "standalone": t, "shared_weight": s, **p}
-                      for r, t, s, p in zip(records, truth, shared, proxies)],
+        "genotypes": [{"name": r.get("name"), "genotype": r["genotype"], "standalone": t, "shared_weight": s,
+                       "shared_weights": list(scores), **p}
+                      for r, t, s, scores, p in zip(records, truth, shared, zip(*by_run), proxies)],
         "wall_time_s": round(time.perf_counter() - start, 1), "threads": torch.get_num_threads(),
     }
     write_json(args.json, result)
-    print(json.dumps({k: result[k] for k in ("kendall_tau", "spearman", "top_quarter_precision", "accuracy_ratio",
-                                              "count", "ceiling")}))
+    print(json.dumps({k: result[k] for k in ("kendall_tau", "kendall_tau_95", "spearman", "top_quarter_precision",
+                                              "accuracy_ratio", "count", "ceiling", "agreement")}))
     print(json.dumps({name: figures["kendall_tau"] for name, figures in result["baselines"].items()}))
 
 

@@ -1,0 +1,108 @@
+"""tools/ranking.py: its rank figures on hand-made cases, and a run end to end on a small supernet
+trained on digits, its figures recomputed with scipy from the per-genotype scores it writes."""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import kendalltau
+
+from supernet.space import get_space
+from supernet.train import main as train_main
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("ranking", ROOT / "tools" / "ranking.py")
+ranking = sys.modules["ranking"] = importlib.util.module_from_spec(spec)   # a dataclass needs its module there
+spec.loader.exec_module(ranking)
+
+
+def test_rank_figures_of_an_exact_and_a_reversed_order():
+    truth = [0.50, 0.52, 0.55, 0.58, 0.60, 0.61, 0.63, 0.65]
+    exact = ranking.rank_figures([t * 0.3 for t in truth], truth)
+    assert exact["kendall_tau"] == pytest.approx(1) and exact["spearman"] == pytest.approx(1)
+    assert exact["kendall_tau_95"] == pytest.approx([1, 1]) and exact["top_quarter_precision"] == 1
+    reversed_ = ranking.rank_figures([-t for t in truth], truth)
+    assert reversed_["kendall_tau"] == pytest.approx(-1) and reversed_["top_quarter_precision"] == 0
+
+
+def test_the_top_quarter_counts_the_best_cells_found_whatever_the_order_below():
+    truth = np.arange(8.0)
+    scores = [5, 3, 0, 4, 1, 2, 7, 6]   # the two best cells (6, 7) scored best, the rest shuffled
+    figures = ranking.rank_figures(scores, truth)
+    assert figures["top_quarter_precision"] == 1
+    low, high = figures["kendall_tau_95"]
+    assert figures["kendall_tau"] == pytest.approx(kendalltau(scores, truth)[0])
+    assert low <= figures["kendall_tau"] <= high
+
+
+TINY = ["space=nasnet", "C=4", "layers=3", "epochs=1", "batch_size=64", "amp=off", "workers=0", "val_fraction=0.2",
+        "eval_subnets=1", "eval_batches=1"]
+
+
+@pytest.fixture(scope="module")
+def supernets(tmp_path_factory):
+    """Two small supernets of one shape, trained with seeds 0 and 1."""
+    runs = [tmp_path_factory.mktemp(f"supernet{seed}") for seed in (0, 1)]
+    for seed, out in enumerate(runs):
+        train_main(["--out", str(out), *TINY, f"seed={seed}"])
+    return runs
+
+
+def rank(runs, ground_truth, out, *overrides):
+    supernets = [arg for run in runs for arg in ("--supernet", str(run))]
+    return subprocess.run([sys.executable, "tools/ranking.py", *supernets, "--ground-truth", str(ground_truth),
+                           "--json", str(out), *overrides],
+                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def ground_truth(path, count=6):
+    rng = np.random.default_rng(0)
+    genotypes = [get_space("nasnet").sample(rng) for _ in range(count)]
+    records = [{"name": f"cell{k}", "genotype": g.to_dict(), "accuracy": 0.5 + 0.01 * k,
+                "accuracies": {"0": 0.5 + 0.01 * k, "1": 0.5 + 0.01 * (k * 7 % count)}} for k, g in enumerate(genotypes)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))   # JSON lines
+    return genotypes, records
+
+
+def test_ranking_end_to_end(supernets, tmp_path):
+    genotypes, records = ground_truth(tmp_path / "truth.jsonl")
+    done = rank(supernets[:1], tmp_path / "truth.jsonl", tmp_path / "r.json", "eval_batches=1", "calibration_batches=1")
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "r.json").read_text())
+    truth = [r["accuracy"] for r in records]
+    scores = [g["shared_weight"] for g in result["genotypes"]]
+    assert result["count"] == 6 and [g["name"] for g in result["genotypes"]] == [r["name"] for r in records]
+    assert result["kendall_tau"] == pytest.approx(kendalltau(scores, truth)[0], nan_ok=True)
+    assert result["accuracy_ratio"] == pytest.approx(np.mean(scores) / np.mean(truth))
+    assert result["agreement"] is None and len(result["runs"]) == 1
+    widths = [len(g.normal_concat) + len(g.reduce_concat) for g in genotypes]
+    assert [g["concat_width"] for g in result["genotypes"]] == widths
+    assert result["baselines"]["concat_width"]["kendall_tau"] == pytest.approx(kendalltau(widths, truth)[0])
+    seeds = [[r["accuracies"][s] for r in records] for s in "01"]
+    assert result["ceiling"] == {"count": 6, "kendall_tau": pytest.approx(kendalltau(*seeds)[0])}
+
+
+def test_several_supernets_score_by_their_mean_and_report_their_agreement(supernets, tmp_path):
+    ground_truth(tmp_path / "truth.jsonl")
+    overrides = ("eval_batches=1", "calibration_batches=1")
+    for name, runs in (("r0", supernets[:1]), ("r1", supernets[1:]), ("both", supernets)):
+        done = rank(runs, tmp_path / "truth.jsonl", tmp_path / f"{name}.json", *overrides)
+        assert done.returncode == 0, done.stderr
+    alone = [[g["shared_weight"] for g in json.loads((tmp_path / f"{n}.json").read_text())["genotypes"]]
+             for n in ("r0", "r1")]
+    both = json.loads((tmp_path / "both.json").read_text())
+    np.testing.assert_allclose([g["shared_weights"] for g in both["genotypes"]], np.transpose(alone))
+    np.testing.assert_allclose([g["shared_weight"] for g in both["genotypes"]], np.mean(alone, axis=0))
+    assert both["agreement"] == pytest.approx(kendalltau(*alone)[0], nan_ok=True)
+    assert [r["supernet"] for r in both["runs"]] == [str(run) for run in supernets]
+
+
+def test_a_ground_truth_record_without_accuracy_is_one_line(supernets, tmp_path):
+    genotype = get_space("nasnet").sample(np.random.default_rng(0)).to_dict()
+    (tmp_path / "truth.json").write_text(json.dumps([{"genotype": genotype}]))
+    done = rank(supernets[:1], tmp_path / "truth.json", tmp_path / "r.json")
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "accuracy" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,57 @@
+"""What supernet training samples (supernet.train.sample_paths), against what each sampling promises:
+FairNAS's strict fairness, and path dropout's masks, whose single-choice case is the single path."""
+import numpy as np
+import pytest
+import torch
+
+from supernet.model import build_supernet
+from supernet.space import get_space
+from supernet.train import sample_paths
+
+SPACE = get_space("nasnet")
+
+
+def test_fair_paths_take_every_op_once_and_the_inputs_evenly():
+    paths = sample_paths(SPACE, seed=0, step=3, sampling="fair")
+    assert len(paths) == len(SPACE.ops)
+    choices = np.array([SPACE.encode(p["arch"]) for p in paths])
+    for k, d in enumerate(SPACE.decisions):
+        counts = np.bincount(choices[:, k], minlength=d.num_choices)
+        if d.kind == "op":
+            assert (counts == 1).all(), d.name
+        else:
+            assert counts.max() - counts.min() <= 1, d.name
+
+
+def dropout(step, keep, mix):
+    (path,) = sample_paths(SPACE, seed=0, step=step, sampling="dropout", keep=keep, mix=mix)
+    return path["weights"]
+
+
+@pytest.mark.parametrize("mix, share", [("sum", lambda n: 1.0), ("sqrt", np.sqrt), ("mean", lambda n: float(n))])
+def test_dropout_weighs_each_kept_choice_by_the_mix(mix, share):
+    for keep, allowed in ((0.0, lambda kept, n: kept == 1), (0.3, lambda kept, n: 1 <= kept <= n),
+                          (1.0, lambda kept, n: kept == n)):
+        masks = dropout(7, keep, mix)
+        assert [len(m) for m in masks] == [d.num_choices for d in SPACE.decisions]
+        for m in masks:
+            kept = int((m > 0).sum())
+            assert allowed(kept, len(m))
+            assert torch.allclose(m[m > 0], torch.full((kept,), 1 / share(kept)))
+
+
+def test_dropout_draws_the_same_masks_for_a_step_and_other_masks_for_another_step():
+    first, again, other = dropout(5, 0.5, "mean"), dropout(5, 0.5, "mean"), dropout(6, 0.5, "mean")
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other))
+
+
+@pytest.mark.parametrize("mix", ["sum", "sqrt", "mean"])
+def test_dropout_keeping_one_choice_runs_the_single_path_of_those_choices(mix):
+    torch.manual_seed(0)
+    net = build_supernet("nasnet", C=4, layers=3, num_classes=10, op_bn=True).eval()
+    x = torch.randn(2, 3, 16, 16)
+    masks = dropout(11, 0.0, mix)
+    genotype = SPACE.decode([int(m.argmax()) for m in masks])
+    with torch.no_grad():
+        assert torch.allclose(net(x, weights=masks), net(x, arch=genotype), atol=1e-5)
