@@ -5,8 +5,9 @@
 
 Each step draws its paths from a generator seeded by (seed, step), so every rank draws the same
 (`sampling`, see sample_paths: uniform single paths, FairNAS's fair sets of them, or Bender et
-al.'s path dropout), trains them with the config's optimizer, a per-update cosine schedule and
-gradient clipping, and averages the gradients over ranks. It checkpoints at the end of every epoch
+al.'s path dropout) and trains them, with `distill_paths` as many uniformly drawn single paths
+towards their predictions (in-place distillation, see distill_loss), with the config's optimizer, a
+per-update cosine schedule and gradient clipping, and averages the gradients over ranks. It checkpoints at the end of every epoch
 (and every `checkpoint_every` steps), and every `eval_every` epochs scores `eval_subnets` fixed
 random subnets on the validation split (supernet.scoring).
 Re-running the same command on the same run directory resumes exactly where the last checkpoint
@@ -39,7 +40,7 @@ from .space import get_space
 log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "supernet.json"
-TRAIN_STREAM, EVAL_STREAM = 0, 1     # independent random streams derived from the seed
+TRAIN_STREAM, EVAL_STREAM, DISTILL_STREAM = 0, 1, 2   # independent random streams derived from the seed
 
 
 @dataclass
@@ -56,6 +57,7 @@ class TrainConfig:
     keep_start: float = 0.5              # dropout: the share of each decision's choices kept, first step ...
     keep_end: float = 0.15               # ... and last step (linear in between)
     dropout_mix: Literal["sum", "sqrt", "mean"] = "mean"   # dropout: how a slot combines its kept choices
+    distill_paths: int = 0               # single paths a step also trains towards the sampled paths' predictions
     stem: Literal["auto", "cifar", "imagenet"] = "auto"    # auto: imagenet when image_size > 64
     dataset: str = "digits"
     data_dir: str = "data"
@@ -89,6 +91,8 @@ class TrainConfig:
     log_every: int = 20
 
     def __post_init__(self):
+        if self.distill_paths < 0:
+            raise ConfigError(f"distill_paths must be at least 0, got {self.distill_paths}")
         for key in ("C", "layers", "batch_size", "accum_steps", "paths_per_step", "epochs", "eval_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
@@ -125,6 +129,21 @@ def sample_paths(space, seed: int, step: int, sampling: str = "uniform", count: 
         share = {"sum": 1.0, "sqrt": np.sqrt(kept.sum()), "mean": kept.sum()}[mix]
         masks.append(torch.from_numpy((kept / share).astype(np.float32)))
     return [{"weights": masks}]
+
+
+def distill_students(space, seed: int, step: int, count: int) -> list:
+    """The `count` uniformly drawn single paths that step `step` distills into (their own stream: the
+    step's sampled paths are the same with or without them)."""
+    rng = np.random.default_rng([seed, DISTILL_STREAM, step])
+    return [space.sample(rng) for _ in range(count)]
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) of the class distributions, per image: in-place distillation (the
+    sandwich rule's small networks of BigNAS and Once-for-All), here the single paths that scoring
+    runs learning from the relaxed path the supernet trains, whose predictions they otherwise fall
+    far below (README, "The recipe, and why")."""
+    return F.kl_div(F.log_softmax(student, 1), F.log_softmax(teacher, 1), log_target=True, reduction="batchmean")
 
 
 def eval_archs(space, seed: int, k: int):
@@ -177,21 +196,28 @@ class Trainer(TrainLoop):
         paths = sample_paths(self.space, cfg.seed, self.step, cfg.sampling, cfg.paths_per_step, keep,
                              cfg.dropout_mix)
         return ([{k: [w.to(self.dist.device) for w in v] if k == "weights" else v for k, v in path.items()}
-                 for path in paths],)
+                 for path in paths], distill_students(self.space, cfg.seed, self.step, cfg.distill_paths))
 
-    def train_step(self, x, y, paths) -> torch.Tensor:
+    def train_step(self, x, y, paths, students) -> torch.Tensor:
         """Forward/backward of each of `paths` (the supernet's forward arguments) over the micro-batches,
-        their gradients averaged, then the update. Returns (loss sum, correct, count) of this rank's
-        batch, summed over the paths."""
+        their gradients averaged, and of each single path of `students` towards the paths' mean
+        prediction (distill_loss, one term per student); then the update. Returns (loss sum, correct,
+        count) of this rank's batch, summed over `paths`."""
         self.opt.zero_grad(set_to_none=True)   # the params no path used keep no gradient and are not updated
         stats = 0
-        for path in paths:
-            for xs, ys in self.micro_batches(x, y):
+        for xs, ys in self.micro_batches(x, y):
+            teacher = 0
+            for path in paths:
                 with self.autocast():
                     logits = self.model(xs, **path)
                     loss = F.cross_entropy(logits.float(), ys)
                 self.backward(loss / len(paths))
                 stats = stats + batch_stats(loss, logits, ys)
+                teacher = teacher + logits.detach().float() / len(paths)
+            for genotype in students:
+                with self.autocast():
+                    student = self.model(xs, arch=genotype)
+                self.backward(distill_loss(student.float(), teacher))
         self.optimizer_step()
         return stats
 

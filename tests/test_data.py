@@ -1,8 +1,12 @@
+import itertools
+import random
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from supernet.runtime.checkpoint import seed_all
 from supernet.runtime.data import (
     Cutout,
     DatasetError,
@@ -12,6 +16,7 @@ from supernet.runtime.data import (
     set_epoch,
     split_indices,
 )
+from supernet.scoring import take_batches
 
 
 def test_split_is_a_partition_and_smaller_val_fractions_are_nested():
@@ -93,6 +98,23 @@ def test_augmentation_is_seeded_by_epoch(tmp_path):
         return torch.cat([x for x, _ in data.train])
 
     assert torch.equal(epoch(0), epoch(0)) and not torch.equal(epoch(0), epoch(1))
+
+
+def test_scoring_batches_are_the_same_images_every_time(tmp_path):
+    """In-process augmentation (timm's draws from Python's random, torchvision's from torch's) draws
+    from the global generators: take_batches fixes them, and leaves them as it found them."""
+    make_tree(tmp_path)
+    data = make_loaders("imagefolder", str(tmp_path), 4, image_size=8, val_fraction=0, workers=0)
+    set_epoch(data.train, 0)
+    before = torch.get_rng_state(), random.getstate()
+    first = take_batches(data.train, 2, "cpu")
+    assert torch.equal(torch.get_rng_state(), before[0]) and random.getstate() == before[1]
+    seed_all(123)
+    second = take_batches(data.train, 2, "cpu")
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(first, second))
+    set_epoch(data.train, 0)
+    augmented = [x for x, _ in itertools.islice(iter(data.train), 2)]   # the global stream, elsewhere
+    assert not all(torch.equal(a, b) for (a, _), b in zip(first, augmented))
 
 
 @pytest.mark.parametrize("layout", ["no_classes", "empty_class"])

@@ -6,7 +6,7 @@ import torch
 
 from supernet.model import build_supernet
 from supernet.space import get_space
-from supernet.train import sample_paths
+from supernet.train import distill_loss, distill_students, sample_paths
 
 SPACE = get_space("nasnet")
 
@@ -55,3 +55,17 @@ def test_dropout_keeping_one_choice_runs_the_single_path_of_those_choices(mix):
     genotype = SPACE.decode([int(m.argmax()) for m in masks])
     with torch.no_grad():
         assert torch.allclose(net(x, weights=masks), net(x, arch=genotype), atol=1e-5)
+
+
+def test_distilled_single_paths_are_drawn_per_step_apart_from_the_sampled_paths():
+    first, again, other = (distill_students(SPACE, 0, step, 2) for step in (5, 5, 6))
+    assert first == again and first != other and len(first) == 2
+    assert all(SPACE.encode(g) for g in first)   # genotypes of the space
+
+
+def test_distill_loss_is_the_kl_divergence_of_teacher_to_student():
+    student, teacher = torch.randn(4, 10, dtype=torch.float64), torch.randn(4, 10, dtype=torch.float64)
+    p, q = teacher.softmax(1).numpy(), student.softmax(1).numpy()
+    expected = (p * np.log(p / q)).sum(1).mean()
+    assert np.isclose(distill_loss(student, teacher).item(), expected)
+    assert distill_loss(teacher, teacher).item() == pytest.approx(0, abs=1e-12)

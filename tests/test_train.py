@@ -18,6 +18,7 @@ from supernet.runtime.checkpoint import LATEST, load_checkpoint, load_supernet
 from supernet.runtime.data import make_loaders, set_epoch
 from supernet.runtime.metrics import read_metrics
 from supernet.scoring import take_batches
+from supernet.space import get_space
 from supernet.train import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,6 +173,28 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
     initial = build_supernet("darts", C=4, layers=3, num_classes=10, in_channels=1, stem="cifar").state_dict()
     assert state["step"] == 2 and not torch.equal(state["model"]["classifier.weight"], initial["classifier.weight"])
     assert all(np.isfinite(r["train/loss"]) for r in read_metrics(tmp_path) if "train/loss" in r)
+
+
+@pytest.mark.parametrize("distill", [0, 1])
+def test_a_distilled_single_path_trains_the_ops_it_runs(tmp_path, distill):
+    """One uniform step: the ops of the distilled single path that the sampled path does not run
+    change with distill_paths=1 (weights and BN statistics), and stay as initialised without."""
+    state = train(tmp_path, "sampling=uniform", f"distill_paths={distill}", "max_steps=1")
+    torch.manual_seed(0)
+    net = build_supernet("darts", C=4, layers=3, num_classes=10, in_channels=1, stem="cifar")
+    initial, space = net.state_dict(), get_space("darts")
+
+    def op_keys(genotype):
+        prefixes = [f"cells.{i}.edges.{k // 2}.{j}.{space.ops.index(op)}."
+                    for i, cell in enumerate(net.cells) for k, (op, j) in enumerate(genotype.cell(cell.reduction)[0])]
+        return {key for key in initial if key.startswith(tuple(prefixes))}
+
+    (path,) = train_module.sample_paths(space, 0, 0)
+    (student,) = train_module.distill_students(space, 0, 0, 1)
+    only_student = op_keys(student) - op_keys(path["arch"])
+    changed = {key for key in initial if not torch.equal(state["model"][key], initial[key])}
+    assert only_student and op_keys(path["arch"]) & changed
+    assert only_student <= changed if distill else not only_student & changed
 
 
 def test_reported_subnet_accuracies_are_the_search_evaluators_scores(uninterrupted):
