@@ -27,11 +27,10 @@ from supernet.genotype_source import resolve_genotype
 from supernet.runtime.checkpoint import CheckpointError, load_supernet
 from supernet.runtime.cli import command
 from supernet.runtime.config import CONFIG_FILE, ConfigError, load_config
-from supernet.runtime.data import make_loaders, set_epoch
+from supernet.runtime.data import make_loaders, set_epoch, take_batches
 from supernet.runtime.distributed import distributed_session
 from supernet.runtime.files import write_json
 from supernet.runtime.precision import mixed_precision, uses_channels_last
-from supernet.scoring import take_batches
 
 from .compare import strategy_runs, write_comparison
 from .config import SearchConfig

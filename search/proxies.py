@@ -32,7 +32,7 @@ def synflow(net: torch.nn.Module, x: torch.Tensor) -> float:
             p.abs_()
     net.zero_grad(set_to_none=True)
     net(torch.ones_like(x, dtype=torch.float64)).sum().backward()
-    return float(sum((p * p.grad).abs().sum() for p in net.parameters() if p.grad is not None))
+    return float(sum((p.detach() * p.grad).abs().sum() for p in net.parameters() if p.grad is not None))
 
 
 def concat_width(net: torch.nn.Module) -> float:

@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import UserError
-from .runtime.checkpoint import rng_state, seed_all, set_rng_state
 
 BN_MODES = ("recalibrate", "batch")
 
@@ -60,23 +59,6 @@ def scoring_from(settings: dict, **overrides) -> Scoring:
     chosen = {key: value for key, value in settings.items() if key in SCORING_KEYS}
     chosen.update({key: value for key, value in overrides.items() if value is not None})
     return Scoring(**chosen)
-
-
-def take_batches(loader, count: int | None, device, channels_last: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The first `count` batches of `loader` (all when None), on `device` (images channels_last if asked).
-    Augmentation that runs in this process (workers=0) draws from the global generators: they are
-    seeded here and restored after, so that supernet-train, nas-search and tools/ranking.py score
-    on the same images every time."""
-    batches = []
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    state = rng_state()
-    seed_all(0)
-    for x, y in loader:
-        if count is not None and len(batches) >= count:
-            break
-        batches.append((x.to(device, memory_format=memory_format), y.to(device)))
-    set_rng_state(state)
-    return batches
 
 
 def batch_norms(net: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

@@ -31,10 +31,10 @@ from .model import SuperNetSpec
 from .runtime.checkpoint import seed_all
 from .runtime.cli import command
 from .runtime.config import ConfigError, load_config
-from .runtime.data import make_loaders, set_epoch
+from .runtime.data import make_loaders, set_epoch, take_batches
 from .runtime.distributed import Dist, all_reduce_sum, broadcast_parameters, device_name, run_unless_finished
 from .runtime.loop import TrainLoop, batch_stats
-from .scoring import score_counts, scoring_from, take_batches
+from .scoring import score_counts, scoring_from
 from .space import get_space
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from supernet.runtime.data import (
     make_loaders,
     set_epoch,
     split_indices,
+    take_batches,
 )
-from supernet.scoring import take_batches
 
 
 def test_split_is_a_partition_and_smaller_val_fractions_are_nested():

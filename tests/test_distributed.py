@@ -80,7 +80,7 @@ def run_search(out, supernet, strategy, *overrides, nproc=1):
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
                 if nproc > 1 else [sys.executable])
     cmd = launcher + ["-m", "search", "--out", str(out), f"supernet={supernet}", f"strategy={strategy}", "epochs=1",
-                      "max_steps=6", "log_every=3", "device=cpu", "arch_lr=0.01", *overrides]
+                      "max_steps=6", "log_every=3", "device=cpu", "arch_lr=0.03", *overrides]   # lr: every decision moves in 6 steps
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, timeout=600)
     return torch.load(Path(out) / "checkpoint.pt", weights_only=True)

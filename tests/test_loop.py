@@ -57,7 +57,7 @@ def test_the_relaxed_search_refuses_a_checkpoint_of_another_network(supernets, t
 def test_a_torch_error_inside_a_command_keeps_its_traceback(tmp_path):
     # a shape error raised by torch is a ValueError: a bug, not a one-line user error
     script = ("import torch, torch.nn.functional as F, supernet.train as t\n"
-              "t.Trainer.train_step = lambda self, x, y, arch: F.cross_entropy(torch.zeros(2, 10), y)\n"
+              "t.Trainer.train_step = lambda self, x, y, *inputs: F.cross_entropy(torch.zeros(2, 10), y)\n"
               f"t.main(['--out', {str(tmp_path)!r}, 'space=darts', 'C=4', 'layers=3', 'epochs=1', 'amp=off',"
               " 'workers=0', 'eval_subnets=1'])\n")
     result = subprocess.run([sys.executable, "-c", script], check=False, cwd=ROOT, capture_output=True, text=True,

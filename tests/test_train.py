@@ -15,9 +15,8 @@ from search.evaluator import Evaluator
 from supernet.genotype import Genotype
 from supernet.model import build_supernet
 from supernet.runtime.checkpoint import LATEST, load_checkpoint, load_supernet
-from supernet.runtime.data import make_loaders, set_epoch
+from supernet.runtime.data import make_loaders, set_epoch, take_batches
 from supernet.runtime.metrics import read_metrics
-from supernet.scoring import take_batches
 from supernet.space import get_space
 from supernet.train import main
 
@@ -135,8 +134,8 @@ def test_killed_run_resumes_to_the_same_weights(uninterrupted, tmp_path):
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     real_step = train_module.Trainer.train_step
 
-    def poisoned(self, x, y, arch):
-        stats = real_step(self, x, y, arch)
+    def poisoned(self, x, y, *inputs):
+        stats = real_step(self, x, y, *inputs)
         return stats * torch.tensor([float("nan"), 1, 1], dtype=stats.dtype) if self.step == 6 else stats
 
     monkeypatch.setattr(train_module.Trainer, "train_step", poisoned)

@@ -23,8 +23,7 @@ import torch
 
 from search.evaluator import Evaluator
 from supernet.model import SuperNet
-from supernet.runtime.data import make_loaders, set_epoch
-from supernet.scoring import take_batches
+from supernet.runtime.data import make_loaders, set_epoch, take_batches
 from supernet.space import get_space
 
 

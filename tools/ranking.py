@@ -43,10 +43,10 @@ from supernet.network import Network
 from supernet.runtime.checkpoint import load_supernet
 from supernet.runtime.cli import command
 from supernet.runtime.config import ConfigError, from_dict, parse_value
-from supernet.runtime.data import make_loaders, set_epoch
+from supernet.runtime.data import make_loaders, set_epoch, take_batches
 from supernet.runtime.files import write_json
 from supernet.runtime.precision import uses_channels_last
-from supernet.scoring import SCORING_KEYS, scoring_from, take_batches
+from supernet.scoring import SCORING_KEYS, scoring_from
 
 
 @dataclass

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from ..errors import MissingFileError, UserError
+from .checkpoint import rng_state, seed_all, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -320,3 +321,20 @@ def make_loaders(dataset: str, data_dir: str, batch_size: int, *, image_size: in
              len(test), size, size, src.num_classes)
     return Data(train_loader, eval_loader(val) if len(val) else None, eval_loader(test),
                 src.in_channels, src.num_classes, size)
+
+
+def take_batches(loader, count: int | None, device, channels_last: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first `count` batches of `loader` (all when None), on `device` (images channels_last if asked).
+    Augmentation that runs in this process (workers=0) draws from the global generators: they are
+    seeded here and restored after, so that supernet-train, nas-search and tools/ranking.py score
+    on the same images every time."""
+    batches = []
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    state = rng_state()
+    seed_all(0)
+    for x, y in loader:
+        if count is not None and len(batches) >= count:
+            break
+        batches.append((x.to(device, memory_format=memory_format), y.to(device)))
+    set_rng_state(state)
+    return batches
