@@ -6,10 +6,10 @@
 Each step draws its paths from a generator seeded by (seed, step), so every rank draws the same
 (`sampling`, see sample_paths: uniform single paths, FairNAS's fair sets of them, or Bender et
 al.'s path dropout) and trains them, with `distill_paths` as many uniformly drawn single paths
-towards their predictions (in-place distillation, see distill_loss), with the config's optimizer, a
-per-update cosine schedule and gradient clipping, and averages the gradients over ranks. It checkpoints at the end of every epoch
-(and every `checkpoint_every` steps), and every `eval_every` epochs scores `eval_subnets` fixed
-random subnets on the validation split (supernet.scoring).
+towards their predictions (in-place distillation, see distill_loss), with the config's optimizer,
+a per-update cosine schedule and gradient clipping, and averages the gradients over ranks. It
+checkpoints at the end of every epoch (and every `checkpoint_every` steps), and every `eval_every`
+epochs scores `eval_subnets` fixed random subnets on the validation split (supernet.scoring).
 Re-running the same command on the same run directory resumes exactly where the last checkpoint
 left off; on a finished run it does nothing. The run ends by writing `supernet.json`. The loop
 itself (checkpoints, resume, AMP, clipping, metrics) is supernet.runtime.loop's.
