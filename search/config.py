@@ -33,6 +33,7 @@ class SearchConfig:
     finetune_steps: int | None = None
     finetune_lr: float | None = None
     bn: Literal["recalibrate", "batch"] | None = None
+    metric: Literal["accuracy", "probability"] | None = None   # top-1, or the mean probability of the true class
     eval_batches: int | None = None      # validation batches scored; None: the whole split
     # size limits on the fixed network a genotype stands for: a number, or a genotype (zoo name, file,
     # or inline) whose network at the target size sets the limit; target_* None: the supernet's

@@ -3,9 +3,9 @@
 A candidate is first checked against the size constraints of the fixed network
 it stands for (see `search.constraints`); one that breaks them is rejected
 unscored (reward 0). Otherwise its reward is its score (supernet.scoring: the
-subnet's top-1 accuracy after an optional brief fine-tuning and BN recalibration
-on the training batches) on the held-out validation batches, never the test
-split. Both sets of batches are
+subnet's top-1 accuracy, or the mean probability of the true class, after an
+optional brief fine-tuning and BN recalibration on the training batches) on the
+held-out validation batches, never the test split. Both sets of batches are
 fixed once and held on the device, so every candidate is scored on the same
 images. Repeated genotypes come from a cache. Under torchrun the candidates of
 one call are shared out across ranks and the records gathered on every rank.
@@ -39,19 +39,19 @@ class Evaluator:
         self.cache: dict = {}
 
     def score(self, genotype) -> float:
-        """Validation accuracy of the subnet of `genotype` (supernet.scoring)."""
+        """The validation score of the subnet of `genotype` (supernet.scoring: accuracy unless told otherwise)."""
         return score(self.supernet, genotype, self.train, self.validation, self.scoring, self.autocast,
                      self.channels_last)
 
     def record(self, genotype) -> dict:
-        """{reward, accuracy, rejected (reason or None), params, macs, seconds, cached} of one genotype."""
+        """{reward, score, rejected (reason or None), params, macs, seconds, cached} of one genotype."""
         start = time.perf_counter()
-        rec = {"accuracy": None, "rejected": None, "params": None, "macs": None}
+        rec = {"score": None, "rejected": None, "params": None, "macs": None}
         if self.constraints is not None:
             rec.update(self.constraints.check(genotype))
         if rec["rejected"] is None:
-            rec["accuracy"] = self.score(genotype)
-        rec["reward"] = rec["accuracy"] if rec["rejected"] is None else 0.0
+            rec["score"] = self.score(genotype)
+        rec["reward"] = rec["score"] if rec["rejected"] is None else 0.0
         rec["seconds"] = round(time.perf_counter() - start, 4)
         return rec
 

@@ -25,7 +25,7 @@ from supernet.runtime.metrics import MetricsLog, Progress
 log = logging.getLogger(__name__)
 
 HISTORY_FILE, SUMMARY_FILE, PLOT_FILE = "history.jsonl", "search.json", "search.png"
-CACHED_FIELDS = ("reward", "accuracy", "rejected", "params", "macs", "seconds")
+CACHED_FIELDS = ("reward", "score", "rejected", "params", "macs", "seconds")
 
 
 def best_record(history: list[dict]) -> dict | None:

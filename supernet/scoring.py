@@ -4,7 +4,10 @@ end-of-epoch figures, nas-search's evaluator and tools/ranking.py.
 `supernet.subnet(g)` (a fixed network holding copies of the shared weights; the supernet itself is
 left untouched) has its batch-norm statistics recalibrated on training batches (running statistics
 reset, momentum None for a cumulative average, train-mode forwards without gradients) and is then
-scored in eval mode on held-out batches. The supernet's own running statistics mix every path that
+scored in eval mode on held-out batches: its top-1 accuracy, or with `metric="probability"` the mean
+probability it gives the true class (a smoother figure of the same predictions, which ranks the
+benchmark's cells better from shared weights whose subnets are near chance: README, "How well shared
+weights rank"). The supernet's own running statistics mix every path that
 was sampled, so they fit no single subnet. With `bn="batch"`, each held-out batch is instead
 normalised with its own statistics (BN in training mode), with no recalibration.
 
@@ -27,6 +30,7 @@ from torch import nn
 from .errors import UserError
 
 BN_MODES = ("recalibrate", "batch")
+METRICS = ("accuracy", "probability")
 
 
 @dataclass(frozen=True)
@@ -36,10 +40,13 @@ class Scoring:
     calibration_batches: int = 5
     finetune_steps: int = 0
     finetune_lr: float = 0.05
+    metric: str = "accuracy"
 
     def __post_init__(self):
         if self.bn not in BN_MODES:
             raise UserError(f"bn must be one of {', '.join(BN_MODES)}, got {self.bn!r}")
+        if self.metric not in METRICS:
+            raise UserError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
         if self.calibration_batches < 1 or self.finetune_steps < 0 or self.finetune_lr <= 0:
             raise UserError("scoring needs calibration_batches >= 1, finetune_steps >= 0 and finetune_lr > 0, got "
                             f"{self.calibration_batches}, {self.finetune_steps}, {self.finetune_lr}")
@@ -80,14 +87,19 @@ def recalibrate_bn(net: nn.Module, batches, autocast=contextlib.nullcontext) -> 
 
 
 @torch.no_grad()
-def count_correct(net: nn.Module, batches, autocast=contextlib.nullcontext) -> tuple[int, int]:
-    """(correct top-1 predictions, images) of `net` as it is (its mode unchanged) over `batches`."""
-    correct = total = 0
+def metric_sum(net: nn.Module, batches, metric: str = "accuracy", autocast=contextlib.nullcontext) -> tuple[float, int]:
+    """(sum over the images of `metric`, images) of `net` as it is (its mode unchanged) over `batches`:
+    correct top-1 predictions, or the probabilities of the true classes."""
+    total, images = 0.0, 0
     for x, y in batches:
         with autocast():
-            correct += (net(x).argmax(1) == y).sum().item()
-        total += len(y)
-    return correct, total
+            logits = net(x).float()
+        if metric == "accuracy":
+            total += (logits.argmax(1) == y).sum().item()
+        else:
+            total += logits.softmax(1).gather(1, y[:, None]).sum().item()
+        images += len(y)
+    return total, images
 
 
 def finetune(net: nn.Module, batches, steps: int, lr: float, autocast=contextlib.nullcontext) -> None:
@@ -106,8 +118,8 @@ def finetune(net: nn.Module, batches, steps: int, lr: float, autocast=contextlib
 
 
 def score_counts(supernet, genotype, train, validation, scoring: Scoring = DEFAULT_SCORING,
-                 autocast=contextlib.nullcontext, channels_last: bool = False) -> tuple[int, int]:
-    """(correct, images) of the subnet of `genotype` on `validation`, `train` being the fixed
+                 autocast=contextlib.nullcontext, channels_last: bool = False) -> tuple[float, int]:
+    """(sum of the scoring metric, images) of the subnet of `genotype` on `validation`, `train` being the fixed
     training batches (at least `scoring.train_batches` of them); see the module docstring.
     `channels_last` (for batches taken so) runs the subnet in that memory format."""
     net = supernet.subnet(genotype)
@@ -119,11 +131,11 @@ def score_counts(supernet, genotype, train, validation, scoring: Scoring = DEFAU
         recalibrate_bn(net, train[:scoring.calibration_batches], autocast)
     else:
         net.train()
-    return count_correct(net, validation, autocast)
+    return metric_sum(net, validation, scoring.metric, autocast)
 
 
 def score(supernet, genotype, train, validation, scoring: Scoring = DEFAULT_SCORING,
           autocast=contextlib.nullcontext, channels_last: bool = False) -> float:
-    """The validation accuracy of the subnet of `genotype` (see score_counts)."""
-    correct, total = score_counts(supernet, genotype, train, validation, scoring, autocast, channels_last)
-    return correct / max(total, 1)
+    """The subnet of `genotype`'s mean metric (accuracy, say) on `validation` (see score_counts)."""
+    total, images = score_counts(supernet, genotype, train, validation, scoring, autocast, channels_last)
+    return total / max(images, 1)

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
+from timm.utils import ModelEmaV3
 
 from .model import SuperNetSpec
 from .runtime.checkpoint import seed_all
@@ -58,6 +59,7 @@ class TrainConfig:
     keep_end: float = 0.15               # ... and last step (linear in between)
     dropout_mix: Literal["sum", "sqrt", "mean"] = "mean"   # dropout: how a slot combines its kept choices
     distill_paths: int = 0               # single paths a step also trains towards the sampled paths' predictions
+    ema_decay: float = 0.0               # > 0: keep, score and save an exponential moving average of the weights
     stem: Literal["auto", "cifar", "imagenet"] = "auto"    # auto: imagenet when image_size > 64
     dataset: str = "digits"
     data_dir: str = "data"
@@ -93,6 +95,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.distill_paths < 0:
             raise ConfigError(f"distill_paths must be at least 0, got {self.distill_paths}")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         for key in ("C", "layers", "batch_size", "accum_steps", "paths_per_step", "epochs", "eval_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
@@ -172,6 +176,8 @@ class Trainer(TrainLoop):
         self.net = spec.build()
         self.prepare_model()
         broadcast_parameters(self.net)
+        # the averaged weights that scoring, the checkpoint's "ema" and so nas-search use (timm's EMA)
+        self.ema = ModelEmaV3(self.net, decay=cfg.ema_decay) if cfg.ema_decay else None
         self.train_loader, self.epochs = d.train, cfg.epochs
         extra = {"momentum": cfg.momentum} if cfg.opt == "momentum" else {}
         self.opt = create_optimizer_v2(self.net, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
@@ -219,7 +225,21 @@ class Trainer(TrainLoop):
                     student = self.model(xs, arch=genotype)
                 self.backward(distill_loss(student.float(), teacher))
         self.optimizer_step()
+        if self.ema is not None:
+            self.ema.update(self.net)
         return stats
+
+    def extra_state(self) -> dict:
+        return {"ema": self.ema.module.state_dict()} if self.ema is not None else {}
+
+    def load_extra_state(self, state: dict):
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["ema"])
+
+    @property
+    def scored_net(self):
+        """The weights the run's subnets inherit: the moving average where one is kept."""
+        return self.ema.module if self.ema is not None else self.net
 
     def window_figures(self, totals: list[float]) -> dict:
         return {"train/loss": totals[0] / max(totals[2], 1), "train/acc": totals[1] / max(totals[2], 1)}
@@ -242,7 +262,7 @@ class Trainer(TrainLoop):
 
     def subnet_accuracies(self) -> list[float]:
         """The validation accuracy of each of `archs` (supernet.scoring), summed over the ranks' shards."""
-        counts = torch.tensor([score_counts(self.net, g, self.scoring_batches, self.validation, self.scoring,
+        counts = torch.tensor([score_counts(self.scored_net, g, self.scoring_batches, self.validation, self.scoring,
                                             self.autocast, self.channels_last)
                                for g in self.archs], dtype=torch.float64, device=self.dist.device)
         all_reduce_sum(counts)

@@ -57,7 +57,8 @@ def test_recalibrated_statistics_are_those_of_the_calibration_batches(supernet):
         assert bn.num_batches_tracked.item() == len(calibration)
 
 
-def test_score_is_eval_mode_accuracy_of_the_recalibrated_subnet_and_leaves_the_supernet_alone(supernet):
+def test_score_is_eval_mode_accuracy_or_true_class_probability_of_the_recalibrated_subnet_and_leaves_the_supernet_alone(
+        supernet):
     genotype = get_space("darts").sample(1)
     calibration, validation = batches(2, seed=1), batches(3, seed=2)
     before = copy.deepcopy(supernet.state_dict())
@@ -72,7 +73,10 @@ def test_score_is_eval_mode_accuracy_of_the_recalibrated_subnet_and_leaves_the_s
             net(x)
         net.eval()
         hits = sum((net(x).argmax(1) == y).sum().item() for x, y in validation)
+        likelihood = sum(net(x).softmax(1)[torch.arange(len(y)), y].sum().item() for x, y in validation)
     assert score == hits / 48
+    probability = Evaluator(supernet, calibration, validation, scoring=Scoring(metric="probability")).score(genotype)
+    assert probability == pytest.approx(likelihood / 48, rel=1e-6) and probability != score
     for key, value in supernet.state_dict().items():
         assert torch.equal(value, before[key]), key
 
@@ -103,7 +107,7 @@ def test_finetuned_score_is_that_of_the_subnet_after_plain_sgd_with_a_cosine_sch
         assert torch.equal(value, before[key]), key
 
 
-@pytest.mark.parametrize("settings", [{"bn": "frozen"}, {"finetune_steps": -1}, {"finetune_lr": 0},
+@pytest.mark.parametrize("settings", [{"bn": "frozen"}, {"metric": "loss"}, {"finetune_steps": -1}, {"finetune_lr": 0},
                                       {"calibration_batches": 0}])
 def test_bad_scoring_settings_are_user_errors(settings):
     with pytest.raises(UserError):
@@ -134,7 +138,7 @@ def test_cache_and_constraints(supernet):
     for rec, size in zip(records, sizes):
         assert rec["params"] == size["params"]
         assert (rec["rejected"] is None) == (size["params"] <= limit)
-        assert rec["reward"] == (rec["accuracy"] if rec["rejected"] is None else 0.0)
+        assert rec["reward"] == (rec["score"] if rec["rejected"] is None else 0.0)
     assert [r["cached"] for r in records] == [False] * 4 + [True]
     assert records[4]["reward"] == records[0]["reward"]
 

@@ -43,7 +43,7 @@ def test_run_directory(supernet, tmp_path):
     assert lines == history
     best = max(history, key=lambda r: r["reward"])
     assert summary["best"]["reward"] == best["reward"] and summary["best"]["genotype"] == best["genotype"]
-    assert all(0.0 <= r["accuracy"] <= 1.0 for r in history)
+    assert all(0.0 <= r["score"] <= 1.0 for r in history)
     for name in ("search.png", "metrics.jsonl", "config.yaml", "checkpoint.pt"):
         assert (tmp_path / name).stat().st_size > 0
     assert any((tmp_path / "tb").iterdir())

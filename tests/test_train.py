@@ -150,6 +150,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     (["lrr=0.1"], "error: unknown config key 'lrr' in the command-line overrides; did you mean 'lr'?"),
     (["dataset=cifar10", "data_dir={tmp}/nothing"], "error: CIFAR-10 not found: looked for {tmp}/nothing/cifar-10"),
     (["amp=fp16", "device=cpu"], "error: amp=fp16 needs CUDA"),
+    (["ema_decay=1"], "error: ema_decay must be in [0, 1), got 1"),
 ])
 def test_user_errors_are_one_line(tmp_path, capsys, overrides, message):
     with pytest.raises(SystemExit) as e:
@@ -172,6 +173,24 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
     initial = build_supernet("darts", C=4, layers=3, num_classes=10, in_channels=1, stem="cifar").state_dict()
     assert state["step"] == 2 and not torch.equal(state["model"]["classifier.weight"], initial["classifier.weight"])
     assert all(np.isfinite(r["train/loss"]) for r in read_metrics(tmp_path) if "train/loss" in r)
+
+
+def test_the_moving_average_is_of_the_trained_weights_and_resumes_exactly(tmp_path):
+    """ema_decay d: one update leaves d * initial + (1 - d) * trained, which load_supernet gives (the
+    trained weights with raw=True); a stopped and resumed run ends with the uninterrupted run's average."""
+    one = train(tmp_path / "one", "ema_decay=0.9", "max_steps=1")
+    torch.manual_seed(0)
+    initial = build_supernet("darts", C=4, layers=3, num_classes=10, in_channels=1, stem="cifar").state_dict()
+    trained = {k: w for k, w in one["model"].items() if w.is_floating_point() and not torch.equal(w, initial[k])}
+    assert trained
+    for k, w in trained.items():
+        torch.testing.assert_close(one["ema"][k], 0.9 * initial[k] + 0.1 * w)
+    for raw, part in ((False, "ema"), (True, "model")):
+        assert all(torch.equal(v, one[part][k]) for k, v in load_supernet(tmp_path / "one", raw=raw).state_dict().items())
+    whole = train(tmp_path / "whole", "ema_decay=0.9", "max_steps=6")
+    train(tmp_path / "cut", "ema_decay=0.9", "max_steps=3")
+    cut = train(tmp_path / "cut", "ema_decay=0.9", "max_steps=6")
+    assert all(torch.equal(v, cut["ema"][k]) for k, v in whole["ema"].items())
 
 
 @pytest.mark.parametrize("distill", [0, 1])

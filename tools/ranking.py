@@ -10,8 +10,10 @@ candidate (supernet.scoring: the subnet inherits the supernet's weights, is opti
 a few steps, its BN statistics are recalibrated, its accuracy measured), on the supernet run's
 validation split unless key=value overrides choose other data or scoring: dataset, data_dir,
 image_size, split (val | test), batch_size, eval_batches, and supernet.scoring.Scoring's bn
-(recalibrate | batch), calibration_batches, finetune_steps, finetune_lr; untrained=true scores
-with the supernet at initialisation instead (the from-scratch control). OUT holds kendall_tau (with
+(recalibrate | batch), calibration_batches, finetune_steps, finetune_lr, metric (accuracy |
+probability: the mean probability of the true class); raw_weights=true scores
+the trained weights of a run that keeps their moving average (ema_decay), untrained=true the
+supernet at initialisation (the from-scratch control). OUT holds kendall_tau (with
 kendall_tau_95, its 95% bootstrap interval over the genotypes), spearman, top_quarter_precision,
 accuracy_ratio (mean shared-weight / mean standalone accuracy), count, the per-genotype scores, and
 the same rank figures for the baselines of search.proxies (parameter count, the cells' concatenated
@@ -63,6 +65,8 @@ class RankingSettings:
     finetune_steps: int | None = None
     finetune_lr: float | None = None
     bn: Literal["recalibrate", "batch"] | None = None
+    metric: Literal["accuracy", "probability"] | None = None
+    raw_weights: bool = False            # the trained weights even where the run keeps their moving average
     untrained: bool = False              # the supernet at initialisation (seed 0): with finetune_steps, the
     #                                      from-scratch control that the trained weights must beat
 
@@ -122,10 +126,11 @@ def seed_ceiling(records: list[dict]) -> dict | None:
     return {"count": len(twice), "kendall_tau": float(kendalltau(first, second)[0])}
 
 
-def load_supernets(runs: list[str], untrained: bool) -> list:
+def load_supernets(runs: list[str], untrained: bool, raw_weights: bool) -> list:
     """The supernets of `runs`, which must share their shape (the first one's data scores them all);
-    with `untrained`, each at initialisation (seed 0) instead."""
-    supernets = [load_supernet(run).eval() for run in runs]
+    with `untrained`, each at initialisation (seed 0) instead; with `raw_weights`, the trained weights
+    even where a run keeps their moving average (load_supernet)."""
+    supernets = [load_supernet(run, raw=raw_weights).eval() for run in runs]
     if any(net.spec != supernets[0].spec for net in supernets):
         raise ConfigError(f"the supernets {', '.join(runs)} differ in shape; rank one shape at a time")
     if untrained:
@@ -148,7 +153,7 @@ def main(argv=None):
     records = read_ground_truth(args.ground_truth)
     trained = supernet_settings(args.supernet[0])
     scoring = scoring_from(trained, **{key: getattr(settings, key) for key in SCORING_KEYS})
-    supernets = load_supernets(args.supernet, settings.untrained)
+    supernets = load_supernets(args.supernet, settings.untrained, settings.raw_weights)
     spec = supernets[0].spec
     data = make_loaders(settings.dataset or trained["dataset"], settings.data_dir or trained["data_dir"],
                         settings.batch_size, image_size=settings.image_size or trained["image_size"],

@@ -193,11 +193,12 @@ def set_rng_state(state: dict):
     random.setstate((py_version, tuple(state["python"].tolist()), py_gauss))
 
 
-def load_supernet(run_dir, map_location="cpu") -> SuperNet:
-    """The supernet of a `supernet-train` run directory, with its latest checkpointed weights."""
+def load_supernet(run_dir, map_location="cpu", raw: bool = False) -> SuperNet:
+    """The supernet of a `supernet-train` run directory, with its latest checkpointed weights: their
+    moving average where the run keeps one (`ema_decay`), unless `raw`."""
     state = load_checkpoint(run_dir, map_location)
     if state is None:
         raise MissingFileError(f"{run_dir} holds no supernet checkpoint; train one with supernet-train --out {run_dir}")
     net = SuperNetSpec(**state["network"]).build()
-    net.load_state_dict(state["model"])
+    net.load_state_dict(state["model"] if raw else state.get("ema", state["model"]))
     return net
