@@ -31,7 +31,6 @@ from supernet.runtime.data import make_loaders, set_epoch, take_batches
 from supernet.runtime.distributed import distributed_session
 from supernet.runtime.files import write_json
 from supernet.runtime.precision import mixed_precision, uses_channels_last
-from supernet.scoring import Scoring
 
 from .compare import strategy_runs, write_comparison
 from .config import SearchConfig
@@ -77,9 +76,8 @@ def size_limit(limit: int | str | dict | None, metric: str, target: Constraints)
     return target.size(resolve_genotype(limit)[0])[metric]
 
 
-def build_evaluator(cfg: SearchConfig, trained: dict, net, data, device, scoring: Scoring | None = None) -> Evaluator:
-    """Scoring (fine-tuning, BN calibration; `scoring`, or the config's) on the first training batches of
-    epoch 0; validation on the val split."""
+def build_evaluator(cfg: SearchConfig, trained: dict, net, data, device) -> Evaluator:
+    """Scoring (fine-tuning, BN calibration) on the first training batches of epoch 0; validation on the val split."""
     set_epoch(data.train, 0)
     constraints = None
     if cfg.max_params is not None or cfg.max_macs is not None:
@@ -88,7 +86,7 @@ def build_evaluator(cfg: SearchConfig, trained: dict, net, data, device, scoring
                              cfg.target_image_size or data.image_size, shape.in_channels)
         constraints = replace(target, max_params=size_limit(cfg.max_params, "params", target),
                               max_macs=size_limit(cfg.max_macs, "macs", target))
-    scoring, channels_last = scoring or cfg.scoring(trained), uses_channels_last(trained.get("channels_last"), device)
+    scoring, channels_last = cfg.scoring(trained), uses_channels_last(trained.get("channels_last"), device)
     train = take_batches(data.train, scoring.train_batches, device, channels_last)
     validation = take_batches(data.val, cfg.eval_batches, device, channels_last) if data.val is not None else []
     return Evaluator(net, train, validation, constraints, mixed_precision(cfg.amp, device)[0], scoring, channels_last)
@@ -103,13 +101,11 @@ def search(cfg: SearchConfig, out) -> dict | None:
         trained = supernet_settings(cfg.supernet)
         net = load_supernet(cfg.supernet).to(dist.device).eval()
         check_supernet(net, trained, cfg.supernet)
-        data = loaders(cfg, trained)
-        evaluator = build_evaluator(cfg, trained, net, data, dist.device)
+        evaluator = build_evaluator(cfg, trained, net, loaders(cfg, trained), dist.device)
         if cfg.relaxed:
             return relaxed_search(cfg, net, trained, evaluator, out, dist)
         strategy = create_strategy(cfg.strategy, net.space, seed=cfg.seed, **cfg.strategy_options)
-        rescorer = build_evaluator(cfg, trained, net, data, dist.device, cfg.rescoring(trained)) if cfg.rescore_top else None
-        return run_search(cfg, strategy, evaluator, out, dist.is_main, rescorer)
+        return run_search(cfg, strategy, evaluator, out, dist.is_main)
 
 
 def relaxed_search(cfg: SearchConfig, net, trained: dict, evaluator: Evaluator, out: Path, dist) -> dict | None:

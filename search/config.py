@@ -1,7 +1,7 @@
 """Settings of `nas-search` (read with supernet.runtime.config.load_config: YAML plus key=value overrides)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from supernet.runtime.config import ConfigError
@@ -14,8 +14,7 @@ from .strategy import names
 class SearchConfig:
     """The data (dataset, split, image size) are those of the supernet run; `batch_size`
     is the search's own (per process for the relaxed strategies)."""
-    RERUN_FREE_KEYS: ClassVar[tuple] = ("workers", "log_every", "budget", "max_steps", "rescore_top",
-                                        "rescore_finetune_steps")
+    RERUN_FREE_KEYS: ClassVar[tuple] = ("workers", "log_every", "budget", "max_steps")
 
     supernet: str = ""                   # the supernet-train run directory
     strategy: str | list[str] = "evo_nas"  # random | evolution | rl | evo_nas | gdas | darts | sparsemax | entmax;
@@ -36,10 +35,6 @@ class SearchConfig:
     bn: Literal["recalibrate", "batch"] | None = None
     metric: Literal["accuracy", "probability"] | None = None   # top-1, or the mean probability of the true class
     eval_batches: int | None = None      # validation batches scored; None: the whole split
-    # discrete strategies, at the end (search.rescore): the best rescore_top candidates scored again with
-    # rescore_finetune_steps of fine-tuning, and the best of them by that score is the answer; 0: off
-    rescore_top: int = 0
-    rescore_finetune_steps: int = 200
     # size limits on the fixed network a genotype stands for: a number, or a genotype (zoo name, file,
     # or inline) whose network at the target size sets the limit; target_* None: the supernet's
     max_params: int | str | dict | None = None
@@ -73,9 +68,6 @@ class SearchConfig:
         for key in ("budget", "ask_size", "batch_size", "accum_steps", "log_every", "epochs"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
-        if self.rescore_top < 0 or self.rescore_finetune_steps < 0:
-            raise ConfigError("rescore_top and rescore_finetune_steps must be at least 0, got "
-                              f"{self.rescore_top} and {self.rescore_finetune_steps}")
         if self.batch_size % self.accum_steps:
             raise ConfigError(f"batch_size ({self.batch_size}) must be a multiple of accum_steps ({self.accum_steps})")
         if not self.strategies or len(set(self.strategies)) != len(self.strategies):
@@ -97,10 +89,6 @@ class SearchConfig:
     def scoring(self, trained: dict) -> Scoring:
         """How candidates are scored, `trained` being the supernet run's config."""
         return scoring_from(trained, **{key: getattr(self, key) for key in SCORING_KEYS})
-
-    def rescoring(self, trained: dict) -> Scoring:
-        """How the best candidates are scored again at the end (search.rescore)."""
-        return replace(self.scoring(trained), finetune_steps=self.rescore_finetune_steps)
 
     @property
     def strategies(self) -> list[str]:

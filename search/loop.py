@@ -6,9 +6,7 @@ and the history so far), so re-running the command continues exactly where the
 last round ended. The run directory gets `history.jsonl` (one record per
 evaluation), `metrics.jsonl` and TensorBoard events, and at the end
 `search.json` (best genotype and reward, strategy, budget spent, full history)
-and `search.png` (best reward so far against evaluations). With a `rescorer`,
-the best few candidates are then scored again (search.rescore) and the best of
-them by that score is the answer; the checkpoint keeps those scores.
+and `search.png` (best reward so far against evaluations).
 """
 from __future__ import annotations
 
@@ -23,8 +21,6 @@ from supernet.runtime.config import to_dict
 from supernet.runtime.distributed import barrier
 from supernet.runtime.files import write_atomic, write_json
 from supernet.runtime.metrics import MetricsLog, Progress
-
-from .rescore import rescore
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +52,14 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def run_search(cfg, strategy, evaluator, out, is_main: bool = True, rescorer=None) -> dict:
-    """Search until `cfg.budget` evaluations are done (resuming from `out`'s checkpoint), then rescore
-    the best `cfg.rescore_top` candidates with `rescorer` if given; the summary."""
+def run_search(cfg, strategy, evaluator, out, is_main: bool = True) -> dict:
+    """Search until `cfg.budget` evaluations are done (resuming from `out`'s checkpoint); the summary."""
     out = Path(out)
     state = load_checkpoint(out)
-    history, elapsed, rescored = [], 0.0, None
+    history, elapsed = [], 0.0
     if state is not None:
         strategy.load_state_dict(state["strategy"])
-        history, elapsed, rescored = state["history"], state["elapsed"], state.get("rescored")
+        history, elapsed = state["history"], state["elapsed"]
         for rec in history:
             evaluator.cache.setdefault(Genotype.from_dict(rec["genotype"]), {k: rec[k] for k in CACHED_FIELDS})
         log.info("resuming %s after %d/%d evaluations", out, len(history), cfg.budget)
@@ -99,38 +94,22 @@ def run_search(cfg, strategy, evaluator, out, is_main: bool = True, rescorer=Non
             round_ += 1
     finally:
         metrics.close()
-    done_on = {"evaluations": len(history), "top": cfg.rescore_top, "finetune_steps": cfg.rescore_finetune_steps}
-    if rescorer is not None and (rescored is None or rescored["done_on"] != done_on):
-        log.info("rescoring the best %d candidates (%d fine-tuning steps each)", cfg.rescore_top,
-                 cfg.rescore_finetune_steps)
-        rescored = {"done_on": done_on, "records": rescore(history, rescorer, cfg.rescore_top)}
-        if is_main:
-            save_checkpoint(out, {"strategy": strategy.state_dict(), "history": history, "rescored": rescored,
-                                  "elapsed": time.perf_counter() - start, "config": to_dict(cfg)})
-    return summarize(cfg, history, time.perf_counter() - start, out, is_main,
-                     rescored["records"] if rescorer is not None else None)
+    return summarize(cfg, history, time.perf_counter() - start, out, is_main)
 
 
-def summarize(cfg, history: list[dict], wall_time: float, out: Path, is_main: bool,
-              rescored: list[dict] | None = None) -> dict:
-    """search.json's content; with `rescored` (search.rescore), its best is the search's answer."""
+def summarize(cfg, history: list[dict], wall_time: float, out: Path, is_main: bool) -> dict:
     best = best_record(history)
-    if rescored:
-        best = {**history[rescored[0]["evaluation"] - 1], "rescore": rescored[0]["rescore"]}
     scored = sum(not r["cached"] and r["rejected"] is None for r in history)
     summary = {
         "best": None if best is None else {
             "genotype": best["genotype"], "genotype_str": str(Genotype.from_dict(best["genotype"])),
-            "reward": best["reward"], "evaluation": best["evaluation"],
-            **({"rescore": best["rescore"]} if rescored else {})},
+            "reward": best["reward"], "evaluation": best["evaluation"]},
         "strategy": cfg.strategy, "strategy_options": cfg.strategy_options, "budget": cfg.budget,
         "evaluations": len(history), "scored": scored,
         "cached": sum(r["cached"] for r in history),
         "rejected": sum(r["rejected"] is not None for r in history),
         "wall_time_s": round(wall_time, 3), "supernet": cfg.supernet, "history": history,
     }
-    if rescored is not None:
-        summary["rescored"] = rescored
     if is_main:
         write_json(out / SUMMARY_FILE, summary)
         plot_history(history, out / PLOT_FILE, f"{cfg.strategy}: best {summary['best']['reward']:.4f}"

@@ -60,26 +60,6 @@ def test_stopped_and_resumed_search_equals_the_uninterrupted_one(supernet, tmp_p
     assert len(state["history"]) == 12
 
 
-def test_rescoring_answers_the_best_of_the_top_candidates_by_the_new_score(supernet, tmp_path):
-    history = search(tmp_path, supernet, "evo_nas", 12)["history"]
-    ranked = sorted(history, key=lambda r: (-r["reward"], r["evaluation"]))
-    top = [r for i, r in enumerate(ranked) if r["genotype"] not in [q["genotype"] for q in ranked[:i]]][:3]
-    # a finished search takes the stage when re-run; rescored as the search scored, nothing changes
-    same = search(tmp_path, supernet, "evo_nas", 12, "rescore_top=3", "rescore_finetune_steps=0")
-    assert same["history"] == history
-    assert sorted(r["evaluation"] for r in same["rescored"]) == sorted(r["evaluation"] for r in top)
-    assert all(r["rescore"] == r["reward"] == history[r["evaluation"] - 1]["reward"] for r in same["rescored"])
-    assert same["best"]["evaluation"] == top[0]["evaluation"]
-    tuned = search(tmp_path, supernet, "evo_nas", 12, "rescore_top=3", "rescore_finetune_steps=4")
-    rescores = {r["evaluation"]: r["rescore"] for r in tuned["rescored"]}
-    assert sorted(rescores) == sorted(r["evaluation"] for r in top)
-    assert any(rescores[r["evaluation"]] != r["reward"] for r in top)   # the fine-tuning changed the scores
-    winner = max(rescores, key=lambda e: (rescores[e], history[e - 1]["reward"]))
-    assert tuned["best"]["evaluation"] == winner and tuned["best"]["rescore"] == rescores[winner]
-    assert tuned["best"]["genotype"] == history[winner - 1]["genotype"]
-    assert load_checkpoint(tmp_path)["rescored"]["records"] == tuned["rescored"]
-
-
 @pytest.mark.parametrize("overrides, message", [
     (["strategy=annealing"], "unknown strategy 'annealing'"),
     (["strategy=evolution", "strategy_options={populaton_size: 3}"], "no option 'populaton_size'"),
