@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 from search.compare import PLOT_FILE as COMPARISON_PLOT
@@ -21,6 +22,7 @@ from .stages import final_json
 
 REPORT_DIR = "report"
 SUMMARY_JSON, SUMMARY_MD, CURVE = "summary.json", "summary.md", "search.png"
+REWARD_NAMES = {"accuracy": "accuracy", "probability": "true-class probability"}   # supernet.scoring's metrics
 
 
 def _read(path: Path) -> dict:
@@ -41,7 +43,8 @@ def gather(out: Path, configs: dict) -> dict:
     return {
         "dataset": supernet["dataset"], "space": supernet["space"], "strategy": strategy,
         "genotype": retrained["genotype"], "genotype_str": str(Genotype.from_dict(retrained["genotype"])),
-        "reward": found["best"]["reward"],   # the cells' validation accuracy on the supernet's shared weights
+        "reward": found["best"]["reward"],   # the cells' validation score on the supernet's shared weights
+        "reward_metric": configs["search"].scoring(asdict(configs["supernet"])).metric,
         "supernet_val_acc_mean": supernet["val_acc_mean"], "supernet_eval_subnets": len(supernet["val_acc"] or []),
         "params": retrained["params"], "macs": retrained["macs"],
         "test_acc": retrained["test_acc"], "test_top5": retrained["test_top5"],
@@ -58,7 +61,8 @@ def summary_table(s: dict) -> str:
         ["supernet", "random subnets' accuracy / the retrained network's test accuracy",
          _fmt(s["supernet_val_acc_mean"] / s["test_acc"] if s["test_acc"] else None)],
         ["search", "strategy", s["strategy"]],
-        ["search", "reward: validation accuracy of the chosen cells on shared weights", _fmt(s["reward"])],
+        ["search", f"reward: validation {REWARD_NAMES[s['reward_metric']]} of the chosen cells on shared weights",
+         _fmt(s["reward"])],
         ["retrain", "parameters", f"{s['params']:,}"],
         ["retrain", "mult-adds", f"{s['macs']:,}"],
         ["retrain", "test accuracy (top-1 / top-5)", f"{_fmt(s['test_acc'])} / {_fmt(s['test_top5'])}"],

@@ -4,12 +4,14 @@ end-of-epoch figures, nas-search's evaluator and tools/ranking.py.
 `supernet.subnet(g)` (a fixed network holding copies of the shared weights; the supernet itself is
 left untouched) has its batch-norm statistics recalibrated on training batches (running statistics
 reset, momentum None for a cumulative average, train-mode forwards without gradients) and is then
-scored in eval mode on held-out batches: its top-1 accuracy, or with `metric="probability"` the mean
-probability it gives the true class (a smoother figure of the same predictions, which ranks the
-benchmark's cells better from shared weights whose subnets are near chance: README, "How well shared
-weights rank"). The supernet's own running statistics mix every path that
-was sampled, so they fit no single subnet. With `bn="batch"`, each held-out batch is instead
-normalised with its own statistics (BN in training mode), with no recalibration.
+scored in eval mode on held-out batches: its top-1 accuracy and the mean probability it gives the
+true class, of the same predictions. `metric` says which is the score that a search and
+tools/ranking.py rank by: the probability is the smoother figure, and it ranks the benchmark's cells
+better, from the shared weights alone and fine-tuned (README, "How well shared weights rank").
+supernet-train reports the accuracy, which compares with standalone training. The supernet's own
+running statistics mix every path that was sampled, so they fit no single subnet. With `bn="batch"`,
+each held-out batch is instead normalised with its own statistics (BN in training mode), with no
+recalibration.
 
 With `finetune_steps` above 0, the subnet first trains that many SGD steps from the inherited
 weights (momentum 0.9, cosine learning rate from `finetune_lr` to 0) on the same fixed training
@@ -87,19 +89,17 @@ def recalibrate_bn(net: nn.Module, batches, autocast=contextlib.nullcontext) -> 
 
 
 @torch.no_grad()
-def metric_sum(net: nn.Module, batches, metric: str = "accuracy", autocast=contextlib.nullcontext) -> tuple[float, int]:
-    """(sum over the images of `metric`, images) of `net` as it is (its mode unchanged) over `batches`:
-    correct top-1 predictions, or the probabilities of the true classes."""
-    total, images = 0.0, 0
+def metric_sums(net: nn.Module, batches, autocast=contextlib.nullcontext) -> tuple[float, float, int]:
+    """(correct top-1 predictions, summed probability of the true classes, images) of `net` as it is
+    (its mode unchanged) over `batches`."""
+    correct, probability, images = 0.0, 0.0, 0
     for x, y in batches:
         with autocast():
             logits = net(x).float()
-        if metric == "accuracy":
-            total += (logits.argmax(1) == y).sum().item()
-        else:
-            total += logits.softmax(1).gather(1, y[:, None]).sum().item()
+        correct += (logits.argmax(1) == y).sum().item()
+        probability += logits.softmax(1).gather(1, y[:, None]).sum().item()
         images += len(y)
-    return total, images
+    return correct, probability, images
 
 
 def finetune(net: nn.Module, batches, steps: int, lr: float, autocast=contextlib.nullcontext) -> None:
@@ -118,10 +118,10 @@ def finetune(net: nn.Module, batches, steps: int, lr: float, autocast=contextlib
 
 
 def score_counts(supernet, genotype, train, validation, scoring: Scoring = DEFAULT_SCORING,
-                 autocast=contextlib.nullcontext, channels_last: bool = False) -> tuple[float, int]:
-    """(sum of the scoring metric, images) of the subnet of `genotype` on `validation`, `train` being the fixed
-    training batches (at least `scoring.train_batches` of them); see the module docstring.
-    `channels_last` (for batches taken so) runs the subnet in that memory format."""
+                 autocast=contextlib.nullcontext, channels_last: bool = False) -> tuple[float, float, int]:
+    """metric_sums of the subnet of `genotype` on `validation`, `train` being the fixed training batches
+    (at least `scoring.train_batches` of them); see the module docstring. `channels_last` (for batches
+    taken so) runs the subnet in that memory format."""
     net = supernet.subnet(genotype)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -131,11 +131,19 @@ def score_counts(supernet, genotype, train, validation, scoring: Scoring = DEFAU
         recalibrate_bn(net, train[:scoring.calibration_batches], autocast)
     else:
         net.train()
-    return metric_sum(net, validation, scoring.metric, autocast)
+    return metric_sums(net, validation, autocast)
+
+
+def score_metrics(supernet, genotype, train, validation, scoring: Scoring = DEFAULT_SCORING,
+                  autocast=contextlib.nullcontext, channels_last: bool = False) -> dict[str, float]:
+    """Both metrics of the subnet of `genotype` on `validation` (see score_counts): its top-1
+    `accuracy` and the mean `probability` of the true class."""
+    correct, probability, images = score_counts(supernet, genotype, train, validation, scoring, autocast,
+                                                channels_last)
+    return {"accuracy": correct / max(images, 1), "probability": probability / max(images, 1)}
 
 
 def score(supernet, genotype, train, validation, scoring: Scoring = DEFAULT_SCORING,
           autocast=contextlib.nullcontext, channels_last: bool = False) -> float:
-    """The subnet of `genotype`'s mean metric (accuracy, say) on `validation` (see score_counts)."""
-    total, images = score_counts(supernet, genotype, train, validation, scoring, autocast, channels_last)
-    return total / max(images, 1)
+    """The subnet of `genotype`'s score: its `scoring.metric` on `validation` (see score_metrics)."""
+    return score_metrics(supernet, genotype, train, validation, scoring, autocast, channels_last)[scoring.metric]

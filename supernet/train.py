@@ -88,6 +88,8 @@ class TrainConfig:
     calibration_batches: int = 5         # training batches that recalibrate BN before a subnet is scored
     finetune_steps: int = 0              # SGD steps of each subnet from the inherited weights before that
     finetune_lr: float = 0.05
+    metric: Literal["accuracy", "probability"] = "accuracy"   # what searches and tools/ranking.py rank the subnets
+    #                                      by; the subnets' figures here are their accuracy whatever it is
     checkpoint_every: int = 0            # steps; 0: at the end of each epoch only
     max_steps: int | None = None         # stop (resumably) once this many steps are done in all
     log_every: int = 20
@@ -261,12 +263,13 @@ class Trainer(TrainLoop):
                      len(accs), np.mean(accs), max(accs))
 
     def subnet_accuracies(self) -> list[float]:
-        """The validation accuracy of each of `archs` (supernet.scoring), summed over the ranks' shards."""
+        """The validation accuracy of each of `archs` (supernet.scoring; the accuracy whatever the scoring's
+        metric), summed over the ranks' shards."""
         counts = torch.tensor([score_counts(self.scored_net, g, self.scoring_batches, self.validation, self.scoring,
                                             self.autocast, self.channels_last)
                                for g in self.archs], dtype=torch.float64, device=self.dist.device)
         all_reduce_sum(counts)
-        return (counts[:, 0] / counts[:, 1].clamp(min=1)).tolist()
+        return (counts[:, 0] / counts[:, 2].clamp(min=1)).tolist()
 
     def summary(self) -> dict:
         cfg, last = self.cfg, self.last

@@ -1,5 +1,6 @@
 """The shared-weight evaluator: BN recalibration, scoring, constraints and the cache."""
 import copy
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from torch import nn
 
 from retrain.sizes import measure
 from retrain.spec import NetSpec
+from search.config import SearchConfig
 from search.constraints import Constraints
 from search.evaluator import Evaluator
 from supernet import zoo
@@ -17,6 +19,7 @@ from supernet.errors import UserError
 from supernet.model import SuperNet
 from supernet.scoring import Scoring, batch_norms, recalibrate_bn
 from supernet.space import get_space
+from supernet.train import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +82,12 @@ def test_score_is_eval_mode_accuracy_or_true_class_probability_of_the_recalibrat
     assert probability == pytest.approx(likelihood / 48, rel=1e-6) and probability != score
     for key, value in supernet.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+def test_a_search_scores_as_the_supernet_run_was_told_unless_told_otherwise():
+    trained = asdict(TrainConfig(finetune_steps=3, metric="probability"))
+    assert SearchConfig(supernet="run").scoring(trained) == Scoring(finetune_steps=3, metric="probability")
+    assert SearchConfig(supernet="run", metric="accuracy", finetune_steps=0).scoring(trained) == Scoring()
 
 
 def test_finetuned_score_is_that_of_the_subnet_after_plain_sgd_with_a_cosine_schedule(supernet):

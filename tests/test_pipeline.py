@@ -15,6 +15,7 @@ import yaml
 import pipeline.stages
 from pipeline.cli import main
 from pipeline.draw import cell_figure
+from pipeline.report import summary_table
 from supernet import zoo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +72,9 @@ def test_summary_figures_are_those_of_the_stage_jsons(run):
                                  "retrain": retrained["wall_time_s"]}
     markdown = (run / "report" / "summary.md").read_text()
     assert f"{summary['test_acc']:.4f}" in markdown and summary["genotype_str"] in markdown
+    # the reward row names the search's metric: the digits configs rank by accuracy
+    assert summary["reward_metric"] == "accuracy" and "reward: validation accuracy of" in markdown
+    assert "reward: validation true-class probability of" in summary_table({**summary, "reward_metric": "probability"})
 
 
 def test_rerun_skips_the_finished_stages_and_prints_the_summary(run, monkeypatch, capsys):

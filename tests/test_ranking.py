@@ -76,6 +76,7 @@ def test_ranking_end_to_end(supernets, tmp_path):
     scores = [g["shared_weight"] for g in result["genotypes"]]
     assert result["count"] == 6 and [g["name"] for g in result["genotypes"]] == [r["name"] for r in records]
     assert result["kendall_tau"] == pytest.approx(kendalltau(scores, truth)[0], nan_ok=True)
+    assert scores == [g["shared_weight_accuracy"] for g in result["genotypes"]]   # the metric is the accuracy
     assert result["accuracy_ratio"] == pytest.approx(np.mean(scores) / np.mean(truth))
     assert result["agreement"] is None and len(result["runs"]) == 1
     widths = [len(g.normal_concat) + len(g.reduce_concat) for g in genotypes]
@@ -83,6 +84,22 @@ def test_ranking_end_to_end(supernets, tmp_path):
     assert result["baselines"]["concat_width"]["kendall_tau"] == pytest.approx(kendalltau(widths, truth)[0])
     seeds = [[r["accuracies"][s] for r in records] for s in "01"]
     assert result["ceiling"] == {"count": 6, "kendall_tau": pytest.approx(kendalltau(*seeds)[0])}
+
+
+def test_ranking_by_probability_keeps_the_accuracy_ratio_and_another_draw_moves_the_scores(supernets, tmp_path):
+    _, records = ground_truth(tmp_path / "truth.jsonl")
+    overrides = ("eval_batches=1", "calibration_batches=1", "finetune_steps=2")
+    for name, extra in (("acc", ()), ("prob", ("metric=probability",)), ("draw", ("metric=probability", "draw=1"))):
+        done = rank(supernets[:1], tmp_path / "truth.jsonl", tmp_path / f"{name}.json", *overrides, *extra)
+        assert done.returncode == 0, done.stderr
+    acc, prob, draw = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("acc", "prob", "draw"))
+    probabilities = [g["shared_weight"] for g in prob["genotypes"]]
+    truth = [r["accuracy"] for r in records]
+    assert prob["kendall_tau"] == pytest.approx(kendalltau(probabilities, truth)[0], nan_ok=True)
+    # the same fine-tuned subnets: their accuracies, and so the ratio, are those of the accuracy ranking
+    assert [g["shared_weight_accuracy"] for g in prob["genotypes"]] == [g["shared_weight"] for g in acc["genotypes"]]
+    assert prob["accuracy_ratio"] == acc["accuracy_ratio"] and probabilities != [g["shared_weight"] for g in acc["genotypes"]]
+    assert [g["shared_weight"] for g in draw["genotypes"]] != probabilities   # other fine-tuning batches
 
 
 def test_several_supernets_score_by_their_mean_and_report_their_agreement(supernets, tmp_path):

@@ -7,15 +7,17 @@ FILE is a JSON list, or JSON lines, of objects with `genotype` (its JSON form) a
 objects also hold `accuracies` of two seeds ({"0": a, "1": b}), the seed-to-seed Kendall tau of
 standalone training is reported as the ceiling. Every genotype is scored as nas-search scores a
 candidate (supernet.scoring: the subnet inherits the supernet's weights, is optionally fine-tuned for
-a few steps, its BN statistics are recalibrated, its accuracy measured), on the supernet run's
+a few steps, its BN statistics are recalibrated, its score measured), on the supernet run's
 validation split unless key=value overrides choose other data or scoring: dataset, data_dir,
 image_size, split (val | test), batch_size, eval_batches, and supernet.scoring.Scoring's bn
 (recalibrate | batch), calibration_batches, finetune_steps, finetune_lr, metric (accuracy |
-probability: the mean probability of the true class); raw_weights=true scores
-the trained weights of a run that keeps their moving average (ema_decay), untrained=true the
-supernet at initialisation (the from-scratch control). OUT holds kendall_tau (with
-kendall_tau_95, its 95% bootstrap interval over the genotypes), spearman, top_quarter_precision,
-accuracy_ratio (mean shared-weight / mean standalone accuracy), count, the per-genotype scores, and
+probability: the mean probability of the true class); raw_weights=true scores the trained weights
+of a run that keeps their moving average (ema_decay), untrained=true the supernet at initialisation
+(the from-scratch control), draw=N fine-tunes and calibrates on the first batches of training epoch
+N instead of 0 (another draw of the scoring's own noise). OUT holds kendall_tau (with
+kendall_tau_95, its 95% bootstrap interval over the genotypes), spearman, top_quarter_precision of
+the scores, accuracy_ratio (mean shared-weight / mean standalone accuracy, whatever the metric
+ranked), count, the per-genotype scores and accuracies, and
 the same rank figures for the baselines of search.proxies (parameter count, the cells' concatenated
 states, gradient norm and synflow at initialisation), which a supernet must beat to be worth its
 training. With several runs (one shape, trained with other seeds, say) a genotype's score is the
@@ -38,7 +40,6 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 
 from search.cli import supernet_settings
-from search.evaluator import Evaluator
 from search.proxies import proxy_scores
 from supernet.genotype import Genotype
 from supernet.network import Network
@@ -48,7 +49,7 @@ from supernet.runtime.config import ConfigError, from_dict, parse_value
 from supernet.runtime.data import make_loaders, set_epoch, take_batches
 from supernet.runtime.files import write_json
 from supernet.runtime.precision import uses_channels_last
-from supernet.scoring import SCORING_KEYS, scoring_from
+from supernet.scoring import SCORING_KEYS, score_metrics, scoring_from
 
 
 @dataclass
@@ -69,6 +70,8 @@ class RankingSettings:
     raw_weights: bool = False            # the trained weights even where the run keeps their moving average
     untrained: bool = False              # the supernet at initialisation (seed 0): with finetune_steps, the
     #                                      from-scratch control that the trained weights must beat
+    draw: int = 0                        # the training epoch whose first batches fine-tune and calibrate: another
+    #                                      draw of their order and augmentation, to measure the scoring's own noise
 
 
 
@@ -87,7 +90,10 @@ def parse_args(argv=None):
         if not sep:
             raise ConfigError(f"override {item!r} must look like key=value")
         values[key] = parse_value(text)
-    return args, from_dict(RankingSettings, values, "the command-line overrides")
+    settings = from_dict(RankingSettings, values, "the command-line overrides")
+    if settings.draw < 0:
+        raise ConfigError(f"draw must be a training epoch (0 or more), got {settings.draw}")
+    return args, settings
 
 
 def read_ground_truth(path: Path) -> list[dict]:
@@ -158,37 +164,41 @@ def main(argv=None):
     data = make_loaders(settings.dataset or trained["dataset"], settings.data_dir or trained["data_dir"],
                         settings.batch_size, image_size=settings.image_size or trained["image_size"],
                         val_fraction=trained["val_fraction"], workers=0)
-    set_epoch(data.train, 0)
+    set_epoch(data.train, settings.draw)
     channels_last = uses_channels_last(trained.get("channels_last"), "cpu")
     train = take_batches(data.train, scoring.train_batches, "cpu", channels_last)
     validation = take_batches(getattr(data, settings.split), settings.eval_batches, "cpu", channels_last)
+    if not validation:
+        raise ConfigError(f"the supernet run's data has no {settings.split} split to score on")
     genotypes = [Genotype.from_dict(r["genotype"]) for r in records]
     truth = [float(r["accuracy"]) for r in records]
     x, y = train[0]
     proxies = [proxy_scores(lambda g=g: Network(g, spec.C, spec.layers, spec.num_classes, stem=spec.stem,
                                                 in_channels=spec.in_channels), x, y) for g in genotypes]
-    by_run = []
+    by_run, accuracy_by_run = [], []
     for run, supernet in zip(args.supernet, supernets):
-        evaluator = Evaluator(supernet, train, validation, scoring=scoring, channels_last=channels_last)
         by_run.append([])
+        accuracy_by_run.append([])
         for k, g in enumerate(genotypes):
-            by_run[-1].append(evaluator.score(g))
+            figures = score_metrics(supernet, g, train, validation, scoring, channels_last=channels_last)
+            by_run[-1].append(figures[scoring.metric])
+            accuracy_by_run[-1].append(figures["accuracy"])
             print(f"{run} {k + 1}/{len(genotypes)} {records[k].get('name', '')}: shared-weight "
-                  f"{by_run[-1][-1]:.4f}, standalone {truth[k]:.4f}", flush=True)
-    shared = np.mean(by_run, axis=0).tolist()
+                  f"{scoring.metric} {by_run[-1][-1]:.4f}, standalone {truth[k]:.4f}", flush=True)
+    shared, accuracy = np.mean(by_run, axis=0).tolist(), np.mean(accuracy_by_run, axis=0).tolist()
     result = {
         **rank_figures(shared, truth), "count": len(records),
-        "accuracy_ratio": float(np.mean(shared) / np.mean(truth)),
-        "shared_weight_accuracy_mean": float(np.mean(shared)), "standalone_accuracy_mean": float(np.mean(truth)),
+        "accuracy_ratio": float(np.mean(accuracy) / np.mean(truth)),
+        "shared_weight_accuracy_mean": float(np.mean(accuracy)), "standalone_accuracy_mean": float(np.mean(truth)),
         "baselines": {name: rank_figures([p[name] for p in proxies], truth) for name in proxies[0]},
         "ceiling": seed_ceiling(records), "agreement": agreement(by_run),
-        "runs": [{"supernet": run, **rank_figures(scores, truth), "accuracy_ratio": float(np.mean(scores) / np.mean(truth))}
-                 for run, scores in zip(args.supernet, by_run)],
+        "runs": [{"supernet": run, **rank_figures(run_scores, truth), "accuracy_ratio": float(np.mean(acc) / np.mean(truth))}
+                 for run, run_scores, acc in zip(args.supernet, by_run, accuracy_by_run)],
         "ground_truth": str(args.ground_truth), "settings": vars(settings), "scoring": asdict(scoring),
         "scored_images": sum(len(y) for _, y in validation),
         "genotypes": [{"name": r.get("name"), "genotype": r["genotype"], "standalone": t, "shared_weight": s,
-                       "shared_weights": list(scores), **p}
-                      for r, t, s, scores, p in zip(records, truth, shared, zip(*by_run), proxies)],
+                       "shared_weights": list(run_scores), "shared_weight_accuracy": a, **p}
+                      for r, t, s, run_scores, a, p in zip(records, truth, shared, zip(*by_run), accuracy, proxies)],
         "wall_time_s": round(time.perf_counter() - start, 1), "threads": torch.get_num_threads(),
     }
     write_json(args.json, result)
