@@ -16,13 +16,13 @@ from search.loop import PLOT_FILE as SEARCH_PLOT
 from supernet.genotype import Genotype
 from supernet.runtime.files import write_atomic, write_json
 from supernet.runtime.metrics import read_metrics
+from supernet.scoring import METRICS
 
 from .draw import save_cell
 from .stages import final_json
 
 REPORT_DIR = "report"
 SUMMARY_JSON, SUMMARY_MD, CURVE = "summary.json", "summary.md", "search.png"
-REWARD_NAMES = {"accuracy": "accuracy", "probability": "true-class probability"}   # supernet.scoring's metrics
 
 
 def _read(path: Path) -> dict:
@@ -61,7 +61,7 @@ def summary_table(s: dict) -> str:
         ["supernet", "random subnets' accuracy / the retrained network's test accuracy",
          _fmt(s["supernet_val_acc_mean"] / s["test_acc"] if s["test_acc"] else None)],
         ["search", "strategy", s["strategy"]],
-        ["search", f"reward: validation {REWARD_NAMES[s['reward_metric']]} of the chosen cells on shared weights",
+        ["search", f"reward: validation {METRICS[s['reward_metric']]} of the chosen cells on shared weights",
          _fmt(s["reward"])],
         ["retrain", "parameters", f"{s['params']:,}"],
         ["retrain", "mult-adds", f"{s['macs']:,}"],

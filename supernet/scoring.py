@@ -32,7 +32,7 @@ from torch import nn
 from .errors import UserError
 
 BN_MODES = ("recalibrate", "batch")
-METRICS = ("accuracy", "probability")
+METRICS = {"accuracy": "accuracy", "probability": "true-class probability"}   # metric: its name in reports
 
 
 @dataclass(frozen=True)
