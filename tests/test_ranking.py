@@ -38,6 +38,16 @@ def test_the_top_quarter_counts_the_best_cells_found_whatever_the_order_below():
     assert low <= figures["kendall_tau"] <= high
 
 
+def test_the_tau_gap_is_paired_over_the_same_draws_of_the_genotypes():
+    truth = np.arange(12.0)
+    gap = ranking.tau_gap(truth, -truth, truth)   # exact against reversed: 1 - (-1) on every draw
+    assert gap["tau_gap"] == pytest.approx(2) and gap["tau_gap_95"] == pytest.approx([2, 2])
+    noisy = truth + np.random.default_rng(0).normal(0, 3, 12)
+    same = ranking.tau_gap(noisy, noisy, truth)   # one score set against itself: no gap at all
+    assert same["tau_gap"] == 0 and same["tau_gap_95"] == [0, 0]
+    assert ranking.tau_interval(noisy, truth)[1] - ranking.tau_interval(noisy, truth)[0] > 0.1
+
+
 TINY = ["space=nasnet", "C=4", "layers=3", "epochs=1", "batch_size=64", "amp=off", "workers=0", "val_fraction=0.2",
         "eval_subnets=1", "eval_batches=1"]
 
@@ -82,6 +92,9 @@ def test_ranking_end_to_end(supernets, tmp_path):
     widths = [len(g.normal_concat) + len(g.reduce_concat) for g in genotypes]
     assert [g["concat_width"] for g in result["genotypes"]] == widths
     assert result["baselines"]["concat_width"]["kendall_tau"] == pytest.approx(kendalltau(widths, truth)[0])
+    assert result["baselines"]["concat_width"]["tau_gap"] == pytest.approx(
+        kendalltau(scores, truth)[0] - kendalltau(widths, truth)[0], nan_ok=True)
+    assert result["against"] is None
     seeds = [[r["accuracies"][s] for r in records] for s in "01"]
     assert result["ceiling"] == {"count": 6, "kendall_tau": pytest.approx(kendalltau(*seeds)[0])}
 
@@ -103,13 +116,18 @@ def test_ranking_by_probability_keeps_the_accuracy_ratio_and_another_draw_moves_
 
 
 def test_several_supernets_score_by_their_mean_and_report_their_agreement(supernets, tmp_path):
-    ground_truth(tmp_path / "truth.jsonl")
+    _, records = ground_truth(tmp_path / "truth.jsonl")
     overrides = ("eval_batches=1", "calibration_batches=1")
-    for name, runs in (("r0", supernets[:1]), ("r1", supernets[1:]), ("both", supernets)):
-        done = rank(runs, tmp_path / "truth.jsonl", tmp_path / f"{name}.json", *overrides)
+    for name, runs, against in (("r0", supernets[:1], ()), ("r1", supernets[1:], ("--against", str(tmp_path / "r0.json"))),
+                                ("both", supernets, ())):
+        done = rank(runs, tmp_path / "truth.jsonl", tmp_path / f"{name}.json", *overrides, *against)
         assert done.returncode == 0, done.stderr
     alone = [[g["shared_weight"] for g in json.loads((tmp_path / f"{n}.json").read_text())["genotypes"]]
              for n in ("r0", "r1")]
+    truth = [r["accuracy"] for r in records]
+    compared = json.loads((tmp_path / "r1.json").read_text())["against"]   # the second supernet against the first
+    assert compared["count"] == 6 and compared["kendall_tau"] == pytest.approx(kendalltau(alone[0], truth)[0], nan_ok=True)
+    assert compared["tau_gap"] == pytest.approx(kendalltau(alone[1], truth)[0] - kendalltau(alone[0], truth)[0], nan_ok=True)
     both = json.loads((tmp_path / "both.json").read_text())
     np.testing.assert_allclose([g["shared_weights"] for g in both["genotypes"]], np.transpose(alone))
     np.testing.assert_allclose([g["shared_weight"] for g in both["genotypes"]], np.mean(alone, axis=0))
@@ -123,3 +141,10 @@ def test_a_ground_truth_record_without_accuracy_is_one_line(supernets, tmp_path)
     done = rank(supernets[:1], tmp_path / "truth.json", tmp_path / "r.json")
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "accuracy" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_against_a_file_that_is_no_ranking_output_is_one_line(supernets, tmp_path):
+    ground_truth(tmp_path / "truth.jsonl")
+    done = rank(supernets[:1], tmp_path / "truth.jsonl", tmp_path / "r.json", "--against", str(tmp_path / "truth.jsonl"))
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: --against")
+    assert "Traceback" not in done.stderr and not (tmp_path / "r.json").exists()

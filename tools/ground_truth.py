@@ -2,14 +2,16 @@
 scratch: the ground truth that tools/ranking.py scores supernets against.
 
     python tools/ground_truth.py --config configs/cifar10_5k_retrain.yaml --space nasnet --sample 24 \\
-        --zoo nasnet_a amoebanet_a pnasnet_5 enas --reseed 8 --jobs 2 --runs runs/ground_truth \\
+        --zoo nasnet_a amoebanet_a pnasnet_5 enas --reseed 28 --jobs 2 --runs runs/ground_truth \\
         --json tools/ground_truth/cifar10_5k_nasnet_c8_l5.json
 
 Every genotype is one `nas-retrain` run under the config (its budget), in RUNS/<name>/seed<k>; a run
-that is cut short resumes, a finished one is read back. The first `--reseed` genotypes are trained
+that is cut short resumes, a finished one is read back, and so is every run an existing JSON already
+records (so a larger `--reseed` trains only the new runs). The first `--reseed` genotypes are trained
 again with seed 1: the seed-to-seed Kendall tau of standalone training is the ceiling any proxy
 (a supernet, a parameter count) can reach. `--jobs` runs that many trainings at once, one thread each.
-The JSON is a list of {name, genotype, accuracy (seed 0), accuracies (seed -> test accuracy), params, macs}.
+The JSON is a list of {name, genotype, accuracy (the mean over its seeds), accuracies (seed -> test
+accuracy), params, macs}.
 """
 from __future__ import annotations
 
@@ -60,22 +62,38 @@ def train_one(config: Path, genotype_json: str, seed: int, out: Path) -> dict:
     return retrain(from_dict(RetrainConfig, values, str(config)), out)
 
 
+def recorded(path: Path, cells: dict) -> dict:
+    """(name, seed) -> {test_acc, params, macs} of the runs an existing ground-truth JSON holds for
+    these very genotypes."""
+    if not path.exists():
+        return {}
+    return {(r["name"], int(seed)): {"test_acc": acc, "params": r["params"], "macs": r["macs"]}
+            for r in json.loads(path.read_text())
+            if r["name"] in cells and r["genotype"] == cells[r["name"]].to_dict()
+            for seed, acc in r["accuracies"].items()}
+
+
 def main(argv=None):
     args = parse_args(argv)
     cells = genotypes(args.space, args.sample, args.sample_seed, args.zoo)
     jobs = [(name, 0) for name in cells] + [(name, 1) for name in list(cells)[:args.reseed]]
+    results = recorded(args.json, cells)
+    todo = [job for job in jobs if job not in results]
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} runs recorded in {args.json}; training {len(todo)}", flush=True)
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         futures = {job: pool.submit(train_one, args.config, cells[job[0]].to_json(), job[1],
-                                    args.runs / job[0] / f"seed{job[1]}") for job in jobs}
-        results = {}
+                                    args.runs / job[0] / f"seed{job[1]}") for job in todo}
         for k, (job, future) in enumerate(futures.items()):
             results[job] = future.result()
-            print(f"{k + 1}/{len(jobs)} {job[0]} seed {job[1]}: test accuracy {results[job]['test_acc']:.4f} "
+            print(f"{k + 1}/{len(todo)} {job[0]} seed {job[1]}: test accuracy {results[job]['test_acc']:.4f} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
-    records = [{"name": name, "genotype": g.to_dict(), "accuracy": results[name, 0]["test_acc"],
-                "accuracies": {str(seed): results[name, seed]["test_acc"] for n, seed in jobs if n == name},
-                "params": results[name, 0]["params"], "macs": results[name, 0]["macs"]} for name, g in cells.items()]
+    records = []
+    for name, g in cells.items():
+        accuracies = {str(seed): results[name, seed]["test_acc"] for n, seed in jobs if n == name}
+        records.append({"name": name, "genotype": g.to_dict(), "accuracy": float(np.mean(list(accuracies.values()))),
+                        "accuracies": accuracies, "params": results[name, 0]["params"],
+                        "macs": results[name, 0]["macs"]})
     args.json.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.json, records)
     twice = [r["accuracies"] for r in records if len(r["accuracies"]) == 2]

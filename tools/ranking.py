@@ -1,7 +1,8 @@
 """How well a supernet's shared-weight scores rank cells, against the standalone accuracy of cells
 trained from scratch (a ground-truth file, see tools/ground_truth.py), beside cheap baselines.
 
-    python tools/ranking.py --supernet RUN [--supernet RUN ...] --ground-truth FILE [key=value ...] --json OUT
+    python tools/ranking.py --supernet RUN [--supernet RUN ...] --ground-truth FILE [key=value ...] --json OUT \
+        [--against EARLIER_OUT]
 
 FILE is a JSON list, or JSON lines, of objects with `genotype` (its JSON form) and `accuracy`; where
 objects also hold `accuracies` of two seeds ({"0": a, "1": b}), the seed-to-seed Kendall tau of
@@ -20,7 +21,10 @@ the scores, accuracy_ratio (mean shared-weight / mean standalone accuracy, whate
 ranked), count, the per-genotype scores and accuracies, and
 the same rank figures for the baselines of search.proxies (parameter count, the cells' concatenated
 states, gradient norm and synflow at initialisation), which a supernet must beat to be worth its
-training. With several runs (one shape, trained with other seeds, say) a genotype's score is the
+training: each with `tau_gap`, the supernet's tau minus the baseline's, and `tau_gap_95`, its 95%
+interval over the same bootstrap draws of the genotypes (the supernet beats the baseline where it
+lies above 0). `--against EARLIER` (an OUT of this tool: another supernet, scoring, or the
+untrained control) adds `against`, the same paired difference from that ranking. With several runs (one shape, trained with other seeds, say) a genotype's score is the
 mean of theirs, `runs` holds the figures of each, and `agreement` the mean Kendall tau between
 their scores: how far a supernet's ranking repeats when it is trained again.
 """
@@ -82,6 +86,8 @@ def parse_args(argv=None):
                         "each genotype is scored by the mean of their scores, and their agreement reported")
     p.add_argument("--ground-truth", type=Path, required=True, help="JSON list or JSON lines of {genotype, accuracy}")
     p.add_argument("--json", type=Path, required=True, help="file to write the results to")
+    p.add_argument("--against", type=Path, help="an earlier OUT (another supernet, scoring or the untrained control): "
+                                                "the difference of the two taus, paired over the genotypes")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="the scoring data and method (see RankingSettings)")
     args = p.parse_args(argv)
     values = {}
@@ -105,13 +111,27 @@ def read_ground_truth(path: Path) -> list[dict]:
     return records
 
 
-def tau_interval(scores, truth, draws: int = 1000, seed: int = 0) -> list[float]:
-    """The 95% bootstrap interval of Kendall tau over the genotypes (drawn with replacement): how far
-    another sample of cells of the same space could move the figure."""
-    scores, truth = np.asarray(scores, dtype=float), np.asarray(truth, dtype=float)
+def bootstrap_95(statistic, count: int, draws: int = 1000, seed: int = 0) -> list[float]:
+    """The 95% bootstrap interval of statistic(indices) over `count` genotypes drawn with replacement:
+    how far another sample of cells of the same space could move the figure."""
     rng = np.random.default_rng(seed)
-    taus = [kendalltau(scores[k], truth[k])[0] for k in rng.integers(len(truth), size=(draws, len(truth)))]
-    return [float(v) for v in np.nanpercentile(taus, [2.5, 97.5])]
+    values = [statistic(k) for k in rng.integers(count, size=(draws, count))]
+    return [float(v) for v in np.nanpercentile(values, [2.5, 97.5])]
+
+
+def tau_interval(scores, truth) -> list[float]:
+    scores, truth = np.asarray(scores, dtype=float), np.asarray(truth, dtype=float)
+    return bootstrap_95(lambda k: kendalltau(scores[k], truth[k])[0], len(truth))
+
+
+def tau_gap(scores, other, truth) -> dict:
+    """Kendall tau of `scores` minus that of `other` against the same `truth`, with the 95% bootstrap
+    interval of that difference, both taken on each draw of the genotypes: the paired comparison,
+    far tighter than the two taus' own intervals where both score sets err on the same cells."""
+    scores, other, truth = (np.asarray(v, dtype=float) for v in (scores, other, truth))
+    def gap(k):
+        return kendalltau(scores[k], truth[k])[0] - kendalltau(other[k], truth[k])[0]
+    return {"tau_gap": float(gap(slice(None))), "tau_gap_95": bootstrap_95(gap, len(truth))}
 
 
 def rank_figures(scores, truth) -> dict:
@@ -130,6 +150,32 @@ def seed_ceiling(records: list[dict]) -> dict | None:
         return None
     first, second = ([float(list(a.values())[k]) for a in twice] for k in (0, 1))
     return {"count": len(twice), "kendall_tau": float(kendalltau(first, second)[0])}
+
+
+def genotype_key(genotype: dict) -> str:
+    return json.dumps(genotype, sort_keys=True)
+
+
+def read_earlier(path: Path | None) -> dict:
+    """genotype key -> score of an earlier tools/ranking.py output (read before the long scoring starts)."""
+    if path is None:
+        return {}
+    try:
+        return {genotype_key(g["genotype"]): g["shared_weight"] for g in json.loads(path.read_text())["genotypes"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"--against {path}: not a tools/ranking.py output ({e})") from None
+
+
+def compare_with(earlier: dict, path: Path, records: list[dict], shared: list[float], truth: list[float]) -> dict:
+    """This ranking against an earlier one (another supernet, scoring or control), paired over the
+    genotypes both scored."""
+    common = [k for k, r in enumerate(records) if genotype_key(r["genotype"]) in earlier]
+    if len(common) < 3:
+        raise ConfigError(f"--against {path}: it scored {len(common)} of these genotypes; a comparison needs 3")
+    other = [earlier[genotype_key(records[k]["genotype"])] for k in common]
+    mine, common_truth = [shared[k] for k in common], [truth[k] for k in common]
+    return {"file": str(path), "count": len(common), "kendall_tau": float(kendalltau(other, common_truth)[0]),
+            **tau_gap(mine, other, common_truth)}
 
 
 def load_supernets(runs: list[str], untrained: bool, raw_weights: bool) -> list:
@@ -157,6 +203,7 @@ def main(argv=None):
     args, settings = parse_args(argv)
     start = time.perf_counter()
     records = read_ground_truth(args.ground_truth)
+    earlier = read_earlier(args.against)
     trained = supernet_settings(args.supernet[0])
     scoring = scoring_from(trained, **{key: getattr(settings, key) for key in SCORING_KEYS})
     supernets = load_supernets(args.supernet, settings.untrained, settings.raw_weights)
@@ -190,7 +237,9 @@ def main(argv=None):
         **rank_figures(shared, truth), "count": len(records),
         "accuracy_ratio": float(np.mean(accuracy) / np.mean(truth)),
         "shared_weight_accuracy_mean": float(np.mean(accuracy)), "standalone_accuracy_mean": float(np.mean(truth)),
-        "baselines": {name: rank_figures([p[name] for p in proxies], truth) for name in proxies[0]},
+        "baselines": {name: {**rank_figures(baseline, truth), **tau_gap(shared, baseline, truth)}
+                      for name, baseline in ((name, [p[name] for p in proxies]) for name in proxies[0])},
+        "against": compare_with(earlier, args.against, records, shared, truth) if args.against else None,
         "ceiling": seed_ceiling(records), "agreement": agreement(by_run),
         "runs": [{"supernet": run, **rank_figures(run_scores, truth), "accuracy_ratio": float(np.mean(acc) / np.mean(truth))}
                  for run, run_scores, acc in zip(args.supernet, by_run, accuracy_by_run)],
@@ -204,7 +253,9 @@ def main(argv=None):
     write_json(args.json, result)
     print(json.dumps({k: result[k] for k in ("kendall_tau", "kendall_tau_95", "spearman", "top_quarter_precision",
                                               "accuracy_ratio", "count", "ceiling", "agreement")}))
-    print(json.dumps({name: figures["kendall_tau"] for name, figures in result["baselines"].items()}))
+    print(json.dumps({name: [figures["kendall_tau"], figures["tau_gap_95"]] for name, figures in result["baselines"].items()}))
+    if result["against"]:
+        print(json.dumps(result["against"]))
 
 
 if __name__ == "__main__":

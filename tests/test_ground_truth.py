@@ -1,0 +1,42 @@
+"""tools/ground_truth.py: the runs a ground-truth file already records are read back, not trained
+again, and a cell's accuracy is the mean over its seeds."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("ground_truth", ROOT / "tools" / "ground_truth.py")
+ground_truth = sys.modules["ground_truth"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ground_truth)
+
+
+def write_records(path, cells, accuracies):
+    path.write_text(json.dumps([{"name": name, "genotype": g.to_dict(), "accuracy": 0.0, "accuracies": accuracies[name],
+                                 "params": 1000 + k, "macs": 2000 + k} for k, (name, g) in enumerate(cells.items())]))
+
+
+def test_recorded_runs_are_read_back_and_each_accuracy_is_the_mean_over_seeds(tmp_path, capsys):
+    cells = ground_truth.genotypes("nasnet", 3, 0, [])
+    accuracies = {name: {"0": 0.5 + 0.1 * k, "1": 0.6 + 0.1 * k} for k, name in enumerate(cells)}
+    path = tmp_path / "truth.json"
+    write_records(path, cells, accuracies)
+    ground_truth.main(["--config", str(ROOT / "configs" / "cifar10_5k_retrain.yaml"), "--sample", "3", "--reseed", "3",
+                       "--runs", str(tmp_path / "runs"), "--json", str(path)])
+    assert "6 of 6 runs recorded" in capsys.readouterr().out and not (tmp_path / "runs").exists()
+    records = json.loads(path.read_text())
+    assert [r["accuracy"] for r in records] == pytest.approx([0.55, 0.65, 0.75])
+    assert [r["accuracies"] for r in records] == list(accuracies.values())
+    assert [r["params"] for r in records] == [1000, 1001, 1002]
+
+
+def test_a_record_of_another_genotype_under_the_same_name_is_not_reused(tmp_path):
+    cells = ground_truth.genotypes("nasnet", 2, 0, [])
+    path = tmp_path / "truth.json"
+    others = dict(zip(cells, ground_truth.genotypes("nasnet", 2, 1, []).values()))   # same names, other cells
+    write_records(path, others, {name: {"0": 0.5} for name in cells})
+    assert ground_truth.recorded(path, cells) == {}
+    write_records(path, cells, {name: {"0": 0.5} for name in cells})
+    assert set(ground_truth.recorded(path, cells)) == {(name, 0) for name in cells}
