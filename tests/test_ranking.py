@@ -143,8 +143,10 @@ def test_a_ground_truth_record_without_accuracy_is_one_line(supernets, tmp_path)
     assert "accuracy" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_against_a_file_that_is_no_ranking_output_is_one_line(supernets, tmp_path):
+def test_against_a_file_that_is_no_ranking_output_or_of_other_cells_is_one_line(supernets, tmp_path):
     ground_truth(tmp_path / "truth.jsonl")
-    done = rank(supernets[:1], tmp_path / "truth.jsonl", tmp_path / "r.json", "--against", str(tmp_path / "truth.jsonl"))
-    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: --against")
-    assert "Traceback" not in done.stderr and not (tmp_path / "r.json").exists()
+    (tmp_path / "other.json").write_text(json.dumps({"genotypes": []}))   # a ranking of no cell of these
+    for against, says in (("truth.jsonl", "not a tools/ranking.py output"), ("other.json", "scored 0 of these")):
+        done = rank(supernets[:1], tmp_path / "truth.jsonl", tmp_path / "r.json", "--against", str(tmp_path / against))
+        assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: --against")
+        assert says in done.stderr and "Traceback" not in done.stderr and not (tmp_path / "r.json").exists()

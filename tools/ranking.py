@@ -24,9 +24,10 @@ states, gradient norm and synflow at initialisation), which a supernet must beat
 training: each with `tau_gap`, the supernet's tau minus the baseline's, and `tau_gap_95`, its 95%
 interval over the same bootstrap draws of the genotypes (the supernet beats the baseline where it
 lies above 0). `--against EARLIER` (an OUT of this tool: another supernet, scoring, or the
-untrained control) adds `against`, the same paired difference from that ranking. With several runs (one shape, trained with other seeds, say) a genotype's score is the
-mean of theirs, `runs` holds the figures of each, and `agreement` the mean Kendall tau between
-their scores: how far a supernet's ranking repeats when it is trained again.
+untrained control) adds `against`, the same paired difference from that ranking. With several
+runs (one shape, trained with other seeds, say) a genotype's score is the mean of theirs, `runs`
+holds the figures of each, and `agreement` the mean Kendall tau between their scores: how far a
+supernet's ranking repeats when it is trained again.
 """
 from __future__ import annotations
 
@@ -156,25 +157,24 @@ def genotype_key(genotype: dict) -> str:
     return json.dumps(genotype, sort_keys=True)
 
 
-def read_earlier(path: Path | None) -> dict:
-    """genotype key -> score of an earlier tools/ranking.py output (read before the long scoring starts)."""
-    if path is None:
-        return {}
+def read_earlier(path: Path, records: list[dict]) -> dict[int, float]:
+    """Ground-truth record index -> its score in an earlier tools/ranking.py output, for the genotypes
+    both hold; read and checked before the long scoring starts."""
     try:
-        return {genotype_key(g["genotype"]): g["shared_weight"] for g in json.loads(path.read_text())["genotypes"]}
+        scores = {genotype_key(g["genotype"]): g["shared_weight"] for g in json.loads(path.read_text())["genotypes"]}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"--against {path}: not a tools/ranking.py output ({e})") from None
+    earlier = {k: scores[key] for k, r in enumerate(records) if (key := genotype_key(r["genotype"])) in scores}
+    if len(earlier) < 3:
+        raise ConfigError(f"--against {path}: it scored {len(earlier)} of these genotypes; a comparison needs 3")
+    return earlier
 
 
-def compare_with(earlier: dict, path: Path, records: list[dict], shared: list[float], truth: list[float]) -> dict:
+def compare_with(path: Path, earlier: dict[int, float], shared: list[float], truth: list[float]) -> dict:
     """This ranking against an earlier one (another supernet, scoring or control), paired over the
     genotypes both scored."""
-    common = [k for k, r in enumerate(records) if genotype_key(r["genotype"]) in earlier]
-    if len(common) < 3:
-        raise ConfigError(f"--against {path}: it scored {len(common)} of these genotypes; a comparison needs 3")
-    other = [earlier[genotype_key(records[k]["genotype"])] for k in common]
-    mine, common_truth = [shared[k] for k in common], [truth[k] for k in common]
-    return {"file": str(path), "count": len(common), "kendall_tau": float(kendalltau(other, common_truth)[0]),
+    other, mine, common_truth = list(earlier.values()), [shared[k] for k in earlier], [truth[k] for k in earlier]
+    return {"file": str(path), "count": len(earlier), "kendall_tau": float(kendalltau(other, common_truth)[0]),
             **tau_gap(mine, other, common_truth)}
 
 
@@ -203,7 +203,7 @@ def main(argv=None):
     args, settings = parse_args(argv)
     start = time.perf_counter()
     records = read_ground_truth(args.ground_truth)
-    earlier = read_earlier(args.against)
+    earlier = read_earlier(args.against, records) if args.against else None
     trained = supernet_settings(args.supernet[0])
     scoring = scoring_from(trained, **{key: getattr(settings, key) for key in SCORING_KEYS})
     supernets = load_supernets(args.supernet, settings.untrained, settings.raw_weights)
@@ -233,13 +233,14 @@ def main(argv=None):
             print(f"{run} {k + 1}/{len(genotypes)} {records[k].get('name', '')}: shared-weight "
                   f"{scoring.metric} {by_run[-1][-1]:.4f}, standalone {truth[k]:.4f}", flush=True)
     shared, accuracy = np.mean(by_run, axis=0).tolist(), np.mean(accuracy_by_run, axis=0).tolist()
+    baselines = {name: [p[name] for p in proxies] for name in proxies[0]}
     result = {
         **rank_figures(shared, truth), "count": len(records),
         "accuracy_ratio": float(np.mean(accuracy) / np.mean(truth)),
         "shared_weight_accuracy_mean": float(np.mean(accuracy)), "standalone_accuracy_mean": float(np.mean(truth)),
-        "baselines": {name: {**rank_figures(baseline, truth), **tau_gap(shared, baseline, truth)}
-                      for name, baseline in ((name, [p[name] for p in proxies]) for name in proxies[0])},
-        "against": compare_with(earlier, args.against, records, shared, truth) if args.against else None,
+        "baselines": {name: {**rank_figures(scores, truth), **tau_gap(shared, scores, truth)}
+                      for name, scores in baselines.items()},
+        "against": compare_with(args.against, earlier, shared, truth) if earlier else None,
         "ceiling": seed_ceiling(records), "agreement": agreement(by_run),
         "runs": [{"supernet": run, **rank_figures(run_scores, truth), "accuracy_ratio": float(np.mean(acc) / np.mean(truth))}
                  for run, run_scores, acc in zip(args.supernet, by_run, accuracy_by_run)],
