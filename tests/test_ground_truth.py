@@ -1,16 +1,11 @@
 """tools/ground_truth.py: the runs a ground-truth file already records are read back, not trained
 again, and a cell's accuracy is the mean over its seeds."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from tools_module import ROOT, load_tool
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("ground_truth", ROOT / "tools" / "ground_truth.py")
-ground_truth = sys.modules["ground_truth"] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ground_truth)
+ground_truth = load_tool("ground_truth")
 
 
 def write_records(path, cells, accuracies):
