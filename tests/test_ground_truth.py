@@ -13,18 +13,22 @@ def write_records(path, cells, accuracies):
                                  "params": 1000 + k, "macs": 2000 + k} for k, (name, g) in enumerate(cells.items())]))
 
 
-def test_recorded_runs_are_read_back_and_each_accuracy_is_the_mean_over_seeds(tmp_path, capsys):
+@pytest.mark.parametrize("seeds", [2, 3])
+def test_recorded_runs_are_read_back_and_each_accuracy_is_the_mean_over_seeds(tmp_path, capsys, seeds):
     cells = ground_truth.genotypes("nasnet", 3, 0, [])
-    accuracies = {name: {"0": 0.5 + 0.1 * k, "1": 0.6 + 0.1 * k} for k, name in enumerate(cells)}
+    accuracies = {name: {str(s): 0.5 + 0.1 * k + 0.1 * s for s in range(seeds)} for k, name in enumerate(cells)}
     path = tmp_path / "truth.json"
     write_records(path, cells, accuracies)
     ground_truth.main(["--config", str(ROOT / "configs" / "cifar10_5k_retrain.yaml"), "--sample", "3", "--reseed", "3",
-                       "--runs", str(tmp_path / "runs"), "--json", str(path)])
-    assert "6 of 6 runs recorded" in capsys.readouterr().out and not (tmp_path / "runs").exists()
+                       "--seeds", str(seeds), "--runs", str(tmp_path / "runs"), "--json", str(path)])
+    out = capsys.readouterr().out
+    assert f"{3 * seeds} of {3 * seeds} runs recorded" in out and not (tmp_path / "runs").exists()
     records = json.loads(path.read_text())
-    assert [r["accuracy"] for r in records] == pytest.approx([0.55, 0.65, 0.75])
+    assert [r["accuracy"] for r in records] == pytest.approx([0.5 + 0.05 * (seeds - 1) + 0.1 * k for k in range(3)])
     assert [r["accuracies"] for r in records] == list(accuracies.values())
     assert [r["params"] for r in records] == [1000, 1001, 1002]
+    assert json.loads(out.splitlines()[-1])["seed_to_seed"]["pairs"].keys() == {
+        f"{s}-{t}" for s in range(seeds) for t in range(s + 1, seeds)}
 
 
 def test_a_record_of_another_genotype_under_the_same_name_is_not_reused(tmp_path):

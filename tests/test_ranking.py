@@ -44,6 +44,19 @@ def test_the_tau_gap_is_paired_over_the_same_draws_of_the_genotypes():
     assert ranking.tau_interval(noisy, truth)[1] - ranking.tau_interval(noisy, truth)[0] > 0.1
 
 
+
+def test_the_seed_ceiling_is_the_mean_tau_over_pairs_of_seeds_each_over_the_cells_trained_with_both():
+    rng = np.random.default_rng(0)
+    runs = rng.random((3, 7))
+    records = [{"accuracies": {str(s): runs[s, k] for s in range(3 if k < 5 else 2)}} for k in range(7)]
+    records.append({"accuracies": {"0": 0.5}})   # one seed: no pair
+    pairs = {"0-1": kendalltau(runs[0], runs[1])[0], "0-2": kendalltau(runs[0, :5], runs[2, :5])[0],
+             "1-2": kendalltau(runs[1, :5], runs[2, :5])[0]}
+    ceiling = ranking.seed_ceiling(records)
+    assert ceiling["count"] == 7 and ceiling["pairs"] == pytest.approx(pairs)
+    assert ceiling["kendall_tau"] == pytest.approx(np.mean(list(pairs.values())))
+    assert ranking.seed_ceiling(records[:2] + records[-1:]) is None   # fewer than 3 cells with two seeds
+
 TINY = ["space=nasnet", "C=4", "layers=3", "epochs=1", "batch_size=64", "amp=off", "workers=0", "val_fraction=0.2",
         "eval_subnets=1", "eval_batches=1"]
 
@@ -92,7 +105,8 @@ def test_ranking_end_to_end(supernets, tmp_path):
         kendalltau(scores, truth)[0] - kendalltau(widths, truth)[0], nan_ok=True)
     assert result["against"] is None
     seeds = [[r["accuracies"][s] for r in records] for s in "01"]
-    assert result["ceiling"] == {"count": 6, "kendall_tau": pytest.approx(kendalltau(*seeds)[0])}
+    tau = pytest.approx(kendalltau(*seeds)[0])
+    assert result["ceiling"] == {"count": 6, "kendall_tau": tau, "pairs": {"0-1": tau}}
 
 
 def test_ranking_by_probability_keeps_the_accuracy_ratio_and_another_draw_moves_the_scores(supernets, tmp_path):

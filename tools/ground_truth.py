@@ -2,14 +2,15 @@
 scratch: the ground truth that tools/ranking.py scores supernets against.
 
     python tools/ground_truth.py --config configs/cifar10_5k_retrain.yaml --space nasnet --sample 24 \\
-        --zoo nasnet_a amoebanet_a pnasnet_5 enas --reseed 28 --jobs 2 --runs runs/ground_truth \\
+        --zoo nasnet_a amoebanet_a pnasnet_5 enas --reseed 28 --seeds 3 --jobs 2 --runs runs/ground_truth \\
         --json tools/ground_truth/cifar10_5k_nasnet_c8_l5.json
 
 Every genotype is one `nas-retrain` run under the config (its budget), in RUNS/<name>/seed<k>; a run
 that is cut short resumes, a finished one is read back, and so is every run an existing JSON already
-records (so a larger `--reseed` trains only the new runs). The first `--reseed` genotypes are trained
-again with seed 1: the seed-to-seed Kendall tau of standalone training is the ceiling any proxy
-(a supernet, a parameter count) can reach. `--jobs` runs that many trainings at once, one thread each.
+records (so a larger `--reseed` or `--seeds` trains only the new runs). The first `--reseed` genotypes
+are trained again with seeds 1 ... `--seeds`-1: the seed-to-seed Kendall tau of standalone training
+(the mean over pairs of seeds) is the ceiling any proxy of one training run (a supernet, a parameter
+count) can reach. `--jobs` runs that many trainings at once, one thread each.
 The JSON is a list of {name, genotype, accuracy (the mean over its seeds), accuracies (seed -> test
 accuracy), params, macs}.
 """
@@ -24,7 +25,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import kendalltau
+from ranking import seed_ceiling
 
 from retrain.train import RetrainConfig, retrain
 from supernet import zoo
@@ -40,11 +41,15 @@ def parse_args(argv=None):
     p.add_argument("--sample", type=int, default=24, help="random genotypes of the space")
     p.add_argument("--sample-seed", type=int, default=0)
     p.add_argument("--zoo", nargs="*", default=[], help="zoo cells to add")
-    p.add_argument("--reseed", type=int, default=8, help="genotypes trained again with seed 1")
+    p.add_argument("--reseed", type=int, default=8, help="genotypes trained with more seeds than seed 0")
+    p.add_argument("--seeds", type=int, default=2, help="seeds of each of those genotypes")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--runs", type=Path, default=Path("runs/ground_truth"), help="where the training runs go")
     p.add_argument("--json", type=Path, required=True)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.seeds < 1 or args.reseed < 0:
+        p.error(f"--seeds must be at least 1 and --reseed at least 0, got {args.seeds} and {args.reseed}")
+    return args
 
 
 def genotypes(space_name: str, sample: int, sample_seed: int, zoo_cells) -> dict:
@@ -76,7 +81,8 @@ def recorded(path: Path, cells: dict) -> dict:
 def main(argv=None):
     args = parse_args(argv)
     cells = genotypes(args.space, args.sample, args.sample_seed, args.zoo)
-    jobs = [(name, 0) for name in cells] + [(name, 1) for name in list(cells)[:args.reseed]]
+    jobs = [(name, 0) for name in cells] + [(name, seed) for seed in range(1, args.seeds)
+                                            for name in list(cells)[:args.reseed]]
     results = recorded(args.json, cells)
     todo = [job for job in jobs if job not in results]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} runs recorded in {args.json}; training {len(todo)}", flush=True)
@@ -96,12 +102,11 @@ def main(argv=None):
                         "macs": results[name, 0]["macs"]})
     args.json.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.json, records)
-    twice = [r["accuracies"] for r in records if len(r["accuracies"]) == 2]
-    tau = kendalltau([a["0"] for a in twice], [a["1"] for a in twice])[0] if len(twice) > 1 else None
+    ceiling = seed_ceiling(records)
     accs = [r["accuracy"] for r in records]
     print(json.dumps({"count": len(records), "accuracy_min": min(accs), "accuracy_max": max(accs),
-                      "accuracy_mean": float(np.mean(accs)), "reseeded": len(twice),
-                      "seed_to_seed_kendall_tau": tau, "wall_time_s": round(time.perf_counter() - start),
+                      "accuracy_mean": float(np.mean(accs)),
+                      "seed_to_seed": ceiling, "wall_time_s": round(time.perf_counter() - start),
                       "cpus": os.cpu_count()}))
 
 

@@ -5,8 +5,8 @@ trained from scratch (a ground-truth file, see tools/ground_truth.py), beside ch
         [--against EARLIER_OUT]
 
 FILE is a JSON list, or JSON lines, of objects with `genotype` (its JSON form) and `accuracy`; where
-objects also hold `accuracies` of two seeds ({"0": a, "1": b}), the seed-to-seed Kendall tau of
-standalone training is reported as the ceiling. Every genotype is scored as nas-search scores a
+objects also hold `accuracies` of several seeds ({"0": a, "1": b, ...}), the seed-to-seed Kendall tau
+of standalone training (the mean over pairs of seeds) is reported as the ceiling. Every genotype is scored as nas-search scores a
 candidate (supernet.scoring: the subnet inherits the supernet's weights, is optionally fine-tuned for
 a few steps, its BN statistics are recalibrated, its score measured), on the supernet run's
 validation split unless key=value overrides choose other data or scoring: dataset, data_dir,
@@ -145,12 +145,18 @@ def rank_figures(scores, truth) -> dict:
 
 
 def seed_ceiling(records: list[dict]) -> dict | None:
-    """Kendall tau between two seeds of standalone training, where the ground truth has both."""
-    twice = [r["accuracies"] for r in records if len(r.get("accuracies", {})) >= 2]
-    if len(twice) < 3:
+    """Kendall tau between two seeds of standalone training: for every pair of seeds that at least 3
+    cells were trained with, over those cells (`pairs`), and its mean over the pairs."""
+    seeds = sorted({s for r in records for s in r.get("accuracies", {})}, key=int)
+    pairs = {}
+    for s, t in itertools.combinations(seeds, 2):
+        both = [r["accuracies"] for r in records if {s, t} <= set(r.get("accuracies", {}))]
+        if len(both) >= 3:
+            pairs[f"{s}-{t}"] = float(kendalltau([a[s] for a in both], [a[t] for a in both])[0])
+    if not pairs:
         return None
-    first, second = ([float(list(a.values())[k]) for a in twice] for k in (0, 1))
-    return {"count": len(twice), "kendall_tau": float(kendalltau(first, second)[0])}
+    return {"count": sum(len(r.get("accuracies", {})) >= 2 for r in records),
+            "kendall_tau": float(np.mean(list(pairs.values()))), "pairs": pairs}
 
 
 def genotype_key(genotype: dict) -> str:
