@@ -44,7 +44,6 @@ def test_the_tau_gap_is_paired_over_the_same_draws_of_the_genotypes():
     assert ranking.tau_interval(noisy, truth)[1] - ranking.tau_interval(noisy, truth)[0] > 0.1
 
 
-
 def test_the_seed_ceiling_is_the_mean_tau_over_pairs_of_seeds_each_over_the_cells_trained_with_both():
     rng = np.random.default_rng(0)
     runs = rng.random((3, 7))
@@ -56,6 +55,7 @@ def test_the_seed_ceiling_is_the_mean_tau_over_pairs_of_seeds_each_over_the_cell
     assert ceiling["count"] == 7 and ceiling["pairs"] == pytest.approx(pairs)
     assert ceiling["kendall_tau"] == pytest.approx(np.mean(list(pairs.values())))
     assert ranking.seed_ceiling(records[:2] + records[-1:]) is None   # fewer than 3 cells with two seeds
+
 
 TINY = ["space=nasnet", "C=4", "layers=3", "epochs=1", "batch_size=64", "amp=off", "workers=0", "val_fraction=0.2",
         "eval_subnets=1", "eval_batches=1"]
