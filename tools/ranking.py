@@ -79,7 +79,6 @@ class RankingSettings:
     #                                      draw of their order and augmentation, to measure the scoring's own noise
 
 
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--supernet", required=True, action="append",
