@@ -115,11 +115,13 @@ def relaxed_search(cfg: SearchConfig, net, trained: dict, evaluator: Evaluator, 
         raise ConfigError(f"strategy {cfg.strategy!r} takes its settings as config keys, not strategy_options")
     # the search trains a copy: the derived genotype is scored on the supernet's weights, as the discrete ones are
     result = run(cfg, copy.deepcopy(net), loaders(cfg, trained, dist.rank, dist.world_size), out, dist)
-    genotype = Genotype.from_dict(result["genotype"])
-    record = evaluator.record(genotype)
-    summary = {"best": {"genotype": genotype.to_dict(), "genotype_str": str(genotype), "reward": record["reward"]},
-               "strategy": cfg.strategy, "steps": result["steps"], "finished": result["finished"],
-               "supernet": cfg.supernet, "result": result}
+    # the derived genotype and each epoch's are the candidates, scored as the discrete strategies' are:
+    # the best of them (the derived one on a tie) is the search's best
+    candidates = [Genotype.from_dict(g) for g in [result["genotype"], *(h["genotype"] for h in result["history"])]]
+    reward, genotype = max(zip((r["reward"] for r in evaluator.evaluate(candidates)), candidates), key=lambda rg: rg[0])
+    summary = {"best": {"genotype": genotype.to_dict(), "genotype_str": str(genotype), "reward": reward},
+               "strategy": cfg.strategy, "evaluations": len(set(candidates)), "steps": result["steps"],
+               "finished": result["finished"], "supernet": cfg.supernet, "result": result}
     if dist.is_main:
         write_json(out / SUMMARY_FILE, summary)
     return summary if result["finished"] else None

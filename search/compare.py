@@ -8,7 +8,7 @@ on its own); once all are finished this module writes DIR/comparison.json (per s
 reward and genotype, evaluations or steps, wall time; `best`: the winner in search.json's
 form, so that `nas-retrain genotype=DIR/comparison.json` retrains it), DIR/comparison.md (the
 table) and DIR/comparison.png (best reward so far against evaluations; a relaxed strategy
-scores only the genotype it derives, so it is a horizontal line at that reward).
+scores only the genotypes it derives, one an epoch, so it is a horizontal line at their best).
 """
 from __future__ import annotations
 
@@ -42,11 +42,11 @@ def strategy_runs(cfg: SearchConfig, out) -> list[tuple[SearchConfig, Path]]:
 
 
 def entry(cfg: SearchConfig, summary: dict) -> dict:
-    """One strategy's row: its search.json figures (a relaxed search scores one derived genotype)."""
+    """One strategy's row: its search.json figures."""
     best = summary["best"] or {}   # None when every candidate broke the size limits
     return {"strategy": cfg.strategy, "relaxed": cfg.relaxed,
             "reward": best.get("reward"), "genotype": best.get("genotype"), "genotype_str": best.get("genotype_str"),
-            "evaluations": 1 if cfg.relaxed else summary["evaluations"],
+            "evaluations": summary["evaluations"],
             "steps": summary["steps"] if cfg.relaxed else None,
             "wall_time_s": summary["result"]["wall_time_s"] if cfg.relaxed else summary["wall_time_s"],
             "search": f"{cfg.strategy}/{SUMMARY_FILE}"}
@@ -83,7 +83,7 @@ def plot_comparison(entries: list[dict], summaries: list[dict], path: Path, titl
             continue
         if e["relaxed"]:
             ax.hlines(e["reward"], 1, longest, colors=f"C{i}", linestyles="--",
-                      label=f"{e['strategy']} (relaxed, {e['steps']} steps: its derived cell's reward)")
+                      label=f"{e['strategy']} (relaxed, {e['steps']} steps: its derived cells' best)")
         else:
             best = np.maximum.accumulate([r["reward"] for r in summary["history"]])
             ax.step(np.arange(1, len(best) + 1), best, where="post", color=f"C{i}", label=e["strategy"])
