@@ -56,7 +56,8 @@ class TrainConfig:
     sampling: Literal["uniform", "fair", "dropout"] = "uniform"   # see sample_paths
     paths_per_step: int = 1              # uniform: paths whose gradients each step averages (fair: one per op)
     keep_start: float = 0.5              # dropout: the share of each decision's choices kept, first step ...
-    keep_end: float = 0.15               # ... and last step (linear in between)
+    keep_end: float = 0.15               # ... and from `keep_decay` of the steps on (linear in between)
+    keep_decay: float = 1.0              # dropout: the share of the steps over which keep falls, then holds
     dropout_mix: Literal["sum", "sqrt", "mean"] = "mean"   # dropout: how a slot combines its kept choices
     distill_paths: int = 0               # single paths a step also trains towards the sampled paths' predictions
     ema_decay: float = 0.0               # > 0: keep, score and save an exponential moving average of the weights
@@ -97,6 +98,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.distill_paths < 0:
             raise ConfigError(f"distill_paths must be at least 0, got {self.distill_paths}")
+        if not 0 < self.keep_decay <= 1:
+            raise ConfigError(f"keep_decay must be in (0, 1], got {self.keep_decay}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         for key in ("C", "layers", "batch_size", "accum_steps", "paths_per_step", "epochs", "eval_every", "log_every"):
@@ -135,6 +138,13 @@ def sample_paths(space, seed: int, step: int, sampling: str = "uniform", count: 
         share = {"sum": 1.0, "sqrt": np.sqrt(kept.sum()), "mean": kept.sum()}[mix]
         masks.append(torch.from_numpy((kept / share).astype(np.float32)))
     return [{"weights": masks}]
+
+
+def keep_share(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """Path dropout's keep probability at `step`: linear from keep_start at step 0 to keep_end at
+    `keep_decay` of the last step, keep_end from there on."""
+    progress = min(step / max(cfg.keep_decay * (total_steps - 1), 1), 1.0)
+    return cfg.keep_start + (cfg.keep_end - cfg.keep_start) * progress
 
 
 def distill_students(space, seed: int, step: int, count: int) -> list:
@@ -200,8 +210,8 @@ class Trainer(TrainLoop):
 
     def step_inputs(self) -> tuple:
         cfg = self.cfg
-        keep = cfg.keep_start + (cfg.keep_end - cfg.keep_start) * self.step / max(self.total_steps - 1, 1)
-        paths = sample_paths(self.space, cfg.seed, self.step, cfg.sampling, cfg.paths_per_step, keep,
+        paths = sample_paths(self.space, cfg.seed, self.step, cfg.sampling, cfg.paths_per_step,
+                             keep_share(cfg, self.step, self.total_steps),
                              cfg.dropout_mix)
         return ([{k: [w.to(self.dist.device) for w in v] if k == "weights" else v for k, v in path.items()}
                  for path in paths], distill_students(self.space, cfg.seed, self.step, cfg.distill_paths))

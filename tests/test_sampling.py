@@ -1,12 +1,13 @@
 """What supernet training samples (supernet.train.sample_paths), against what each sampling promises:
-FairNAS's strict fairness, and path dropout's masks, whose single-choice case is the single path."""
+FairNAS's strict fairness, and path dropout's masks, whose single-choice case is the single path, and its schedule."""
 import numpy as np
 import pytest
 import torch
 
 from supernet.model import build_supernet
+from supernet.runtime.config import ConfigError
 from supernet.space import get_space
-from supernet.train import distill_loss, distill_students, sample_paths
+from supernet.train import TrainConfig, distill_loss, distill_students, keep_share, sample_paths
 
 SPACE = get_space("nasnet")
 
@@ -55,6 +56,17 @@ def test_dropout_keeping_one_choice_runs_the_single_path_of_those_choices(mix):
     genotype = SPACE.decode([int(m.argmax()) for m in masks])
     with torch.no_grad():
         assert torch.allclose(net(x, weights=masks), net(x, arch=genotype), atol=1e-5)
+
+
+def test_keep_falls_linearly_over_keep_decay_of_the_steps_then_holds():
+    steps = 101
+    whole = TrainConfig(keep_start=1.0, keep_end=0.2)
+    assert [keep_share(whole, s, steps) for s in (0, 50, 100)] == pytest.approx([1.0, 0.6, 0.2])
+    half = TrainConfig(keep_start=1.0, keep_end=0.0, keep_decay=0.5)
+    assert [keep_share(half, s, steps) for s in (0, 25, 50, 75, 100)] == pytest.approx([1.0, 0.5, 0.0, 0.0, 0.0])
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="keep_decay"):
+            TrainConfig(keep_decay=bad)
 
 
 def test_distilled_single_paths_are_drawn_per_step_apart_from_the_sampled_paths():
