@@ -53,6 +53,7 @@ class TrainConfig:
     C: int = 8
     layers: int = 5
     op_bn: bool = False                  # BN after the ops that have none (pools, identity), in supernet and subnets
+    share_ops: Literal["none", "inputs", "blocks"] = "none"   # which terms of a cell share op weights (model.SHARE_KEYS)
     sampling: Literal["uniform", "fair", "dropout"] = "uniform"   # see sample_paths
     paths_per_step: int = 1              # uniform: paths whose gradients each step averages (fair: one per op)
     keep_start: float = 0.5              # dropout: the share of each decision's choices kept, first step ...
@@ -182,7 +183,8 @@ class Trainer(TrainLoop):
                                      val_fraction=cfg.val_fraction, workers=cfg.workers, seed=cfg.seed,
                                      download=cfg.download, rank=dist.rank, world_size=dist.world_size)
         stem = cfg.stem if cfg.stem != "auto" else ("imagenet" if d.image_size > 64 else "cifar")
-        spec = SuperNetSpec(cfg.space, cfg.C, cfg.layers, d.num_classes, d.in_channels, stem, op_bn=cfg.op_bn)
+        spec = SuperNetSpec(cfg.space, cfg.C, cfg.layers, d.num_classes, d.in_channels, stem, op_bn=cfg.op_bn,
+                           share_ops=cfg.share_ops)
         self.network = spec.to_dict()
         seed_all(cfg.seed)   # model init, and in-process augmentation
         self.net = spec.build()

@@ -225,3 +225,18 @@ def test_reported_subnet_accuracies_are_the_search_evaluators_scores(uninterrupt
     evaluator = Evaluator(load_supernet(out).eval(), take_batches(data.train, 5, "cpu"),
                           take_batches(data.val, 2, "cpu"))
     assert summary["val_acc"] == [evaluator.score(Genotype.from_dict(g)) for g in summary["eval_subnets"]]
+
+
+def test_a_run_with_shared_ops_trains_and_reloads_them_shared(tmp_path):
+    """share_ops reaches the run's network: the reloaded supernet holds one module where the
+    inputs of a block share an op, with the trained weights, which moved from their initial values."""
+    state = train(tmp_path, "share_ops=inputs", "max_steps=2")
+    net = load_supernet(tmp_path)
+    assert net.spec.share_ops == "inputs"
+    cell = net.cells[0]
+    assert cell.edges[3][2][0] is cell.edges[3][4][0] and cell.edges[3][2][0] is not cell.edges[2][2][0]
+    torch.manual_seed(0)
+    initial = build_supernet("darts", C=4, layers=3, num_classes=10, in_channels=1, stem="cifar",
+                             share_ops="inputs").state_dict()
+    changed = [k for k, v in state["model"].items() if k.startswith("cells.") and not torch.equal(v, initial[k])]
+    assert changed and all(torch.equal(net.state_dict()[k], state["model"][k]) for k in changed)
