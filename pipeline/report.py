@@ -61,7 +61,7 @@ def summary_table(s: dict) -> str:
         ["supernet", "random subnets' accuracy / the retrained network's test accuracy",
          _fmt(s["supernet_val_acc_mean"] / s["test_acc"] if s["test_acc"] else None)],
         ["search", "strategy", s["strategy"]],
-        ["search", f"reward: validation {METRICS[s['reward_metric']]} of the chosen cells on shared weights",
+        ["search", f"reward: {METRICS[s['reward_metric']]} of the chosen cells on shared weights",
          _fmt(s["reward"])],
         ["retrain", "parameters", f"{s['params']:,}"],
         ["retrain", "mult-adds", f"{s['macs']:,}"],

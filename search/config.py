@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from supernet.runtime.config import ConfigError
-from supernet.scoring import SCORING_KEYS, Scoring, scoring_from
+from supernet.scoring import SCORING_KEYS, Metric, Scoring, scoring_from
 
 from .strategy import names
 
@@ -33,7 +33,7 @@ class SearchConfig:
     finetune_steps: int | None = None
     finetune_lr: float | None = None
     bn: Literal["recalibrate", "batch"] | None = None
-    metric: Literal["accuracy", "probability"] | None = None   # top-1, or the mean probability of the true class
+    metric: Metric | None = None         # supernet.scoring.METRICS
     eval_batches: int | None = None      # validation batches scored; None: the whole split
     # size limits on the fixed network a genotype stands for: a number, or a genotype (zoo name, file,
     # or inline) whose network at the target size sets the limit; target_* None: the supernet's

@@ -35,7 +35,7 @@ from .runtime.config import ConfigError, load_config
 from .runtime.data import make_loaders, set_epoch, take_batches
 from .runtime.distributed import Dist, all_reduce_sum, broadcast_parameters, device_name, run_unless_finished
 from .runtime.loop import TrainLoop, batch_stats
-from .scoring import score_counts, scoring_from
+from .scoring import Metric, score_counts, scoring_from
 from .space import get_space
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class TrainConfig:
     calibration_batches: int = 5         # training batches that recalibrate BN before a subnet is scored
     finetune_steps: int = 0              # SGD steps of each subnet from the inherited weights before that
     finetune_lr: float = 0.05
-    metric: Literal["accuracy", "probability"] = "accuracy"   # what searches and tools/ranking.py rank the subnets
+    metric: Metric = "accuracy"          # what searches and tools/ranking.py rank the subnets
     #                                      by; the subnets' figures here are their accuracy whatever it is
     checkpoint_every: int = 0            # steps; 0: at the end of each epoch only
     max_steps: int | None = None         # stop (resumably) once this many steps are done in all

@@ -1,6 +1,6 @@
 """The shared-weight evaluator: BN recalibration, scoring, constraints and the cache."""
 import copy
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -96,28 +96,35 @@ def test_finetuned_score_is_that_of_the_subnet_after_plain_sgd_with_a_cosine_sch
     scoring = Scoring(calibration_batches=2, finetune_steps=5, finetune_lr=0.1)
     before = copy.deepcopy(supernet.state_dict())
     score = Evaluator(supernet, train, validation, scoring=scoring).score(genotype)
+    online = Evaluator(supernet, train, validation,
+                       scoring=replace(scoring, metric="finetune_probability")).score(genotype)
 
-    # independently: torch's SGD and cosine schedule over the training batches in turn
+    # independently: torch's SGD and cosine schedule over the training batches in turn, and the
+    # true-class probability of each batch before its step
     net = supernet.subnet(genotype).train()
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=3e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=5)
+    before_steps = []
     for step in range(5):
         x, y = train[step % 3]
         opt.zero_grad()
-        nn.functional.cross_entropy(net(x), y).backward()
+        logits = net(x)
+        before_steps.append(logits.softmax(1)[torch.arange(len(y)), y].mean().item())
+        nn.functional.cross_entropy(logits, y).backward()
         opt.step()
         schedule.step()
     recalibrate_bn(net, train[:2])
     with torch.no_grad():
         hits = sum((net(x).argmax(1) == y).sum().item() for x, y in validation)
     assert score == hits / 32
+    assert online == pytest.approx(np.mean(before_steps), rel=1e-6)
     assert hits / 32 != Evaluator(supernet, train, validation).score(genotype)   # the steps changed the subnet
     for key, value in supernet.state_dict().items():
         assert torch.equal(value, before[key]), key
 
 
 @pytest.mark.parametrize("settings", [{"bn": "frozen"}, {"metric": "loss"}, {"finetune_steps": -1}, {"finetune_lr": 0},
-                                      {"calibration_batches": 0}])
+                                      {"calibration_batches": 0}, {"metric": "finetune_probability"}])
 def test_bad_scoring_settings_are_user_errors(settings):
     with pytest.raises(UserError):
         Scoring(**settings)

@@ -75,6 +75,8 @@ def test_summary_figures_are_those_of_the_stage_jsons(run):
     # the reward row names the search's metric: the digits configs rank by accuracy
     assert summary["reward_metric"] == "accuracy" and "reward: validation accuracy of" in markdown
     assert "reward: validation true-class probability of" in summary_table({**summary, "reward_metric": "probability"})
+    assert "reward: true-class probability of the fine-tuning batches of" in summary_table(
+        {**summary, "reward_metric": "finetune_probability"})
 
 
 def test_rerun_skips_the_finished_stages_and_prints_the_summary(run, monkeypatch, capsys):

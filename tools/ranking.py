@@ -12,7 +12,8 @@ a few steps, its BN statistics are recalibrated, its score measured), on the sup
 validation split unless key=value overrides choose other data or scoring: dataset, data_dir,
 image_size, split (val | test), batch_size, eval_batches, and supernet.scoring.Scoring's bn
 (recalibrate | batch), calibration_batches, finetune_steps, finetune_lr, metric (accuracy |
-probability: the mean probability of the true class); raw_weights=true scores the trained weights
+probability: the mean probability of the true class | finetune_probability: that of each fine-tuning
+batch before its step); raw_weights=true scores the trained weights
 of a run that keeps their moving average (ema_decay), untrained=true the supernet at initialisation
 (the from-scratch control), draw=N fine-tunes and calibrates on the first batches of training epoch
 N instead of 0 (another draw of the scoring's own noise). OUT holds kendall_tau (with
@@ -54,7 +55,7 @@ from supernet.runtime.config import ConfigError, from_dict, parse_value
 from supernet.runtime.data import make_loaders, set_epoch, take_batches
 from supernet.runtime.files import write_json
 from supernet.runtime.precision import uses_channels_last
-from supernet.scoring import SCORING_KEYS, score_metrics, scoring_from
+from supernet.scoring import SCORING_KEYS, Metric, score_metrics, scoring_from
 
 
 @dataclass
@@ -71,7 +72,7 @@ class RankingSettings:
     finetune_steps: int | None = None
     finetune_lr: float | None = None
     bn: Literal["recalibrate", "batch"] | None = None
-    metric: Literal["accuracy", "probability"] | None = None
+    metric: Metric | None = None
     raw_weights: bool = False            # the trained weights even where the run keeps their moving average
     untrained: bool = False              # the supernet at initialisation (seed 0): with finetune_steps, the
     #                                      from-scratch control that the trained weights must beat
