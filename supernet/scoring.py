@@ -115,7 +115,7 @@ def finetune(net: nn.Module, batches, steps: int, lr: float, autocast=contextlib
     the mean probability of the true class that each batch got before its step."""
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=3e-4)
     net.train()
-    probability = 0.0
+    probability = 0.0   # a tensor from the first step on: summed on the device, one host sync at the end
     for step in range(steps):
         x, y = batches[step % len(batches)]
         for group in opt.param_groups:
@@ -123,11 +123,11 @@ def finetune(net: nn.Module, batches, steps: int, lr: float, autocast=contextlib
         with autocast():
             logits = net(x)
             loss = F.cross_entropy(logits, y)
-        probability += logits.detach().float().softmax(1).gather(1, y[:, None]).mean().item()
+        probability = probability + logits.detach().float().softmax(1).gather(1, y[:, None]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return probability / steps
+    return float(probability) / steps
 
 
 def scored_subnet(supernet, genotype, train, scoring: Scoring = DEFAULT_SCORING, autocast=contextlib.nullcontext,
