@@ -99,7 +99,7 @@ def search(cfg: SearchConfig, out) -> dict | None:
     out = Path(out)
     with distributed_session(cfg.device) as dist:
         trained = supernet_settings(cfg.supernet)
-        net = load_supernet(cfg.supernet).to(dist.device).eval()
+        net = load_supernet(cfg.supernet, untrained=cfg.untrained).to(dist.device).eval()
         check_supernet(net, trained, cfg.supernet)
         evaluator = build_evaluator(cfg, trained, net, loaders(cfg, trained), dist.device)
         if cfg.relaxed:

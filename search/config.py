@@ -17,6 +17,8 @@ class SearchConfig:
     RERUN_FREE_KEYS: ClassVar[tuple] = ("workers", "log_every", "budget", "max_steps")
 
     supernet: str = ""                   # the supernet-train run directory
+    untrained: bool = False              # search the supernet at initialisation (seed 0) instead of its trained
+    #                                      weights: the control that shows what the training adds to a search
     strategy: str | list[str] = "evo_nas"  # random | evolution | rl | evo_nas | gdas | darts | sparsemax | entmax;
     #                                      a list: one search per strategy and their comparison (search.compare)
     strategy_options: dict = field(default_factory=dict)   # e.g. {population_size: 20, sample_size: 5};

@@ -1,16 +1,19 @@
 """nas-search end to end on a supernet trained briefly on digits: outputs, resume, errors, search quality."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from search.cli import main
 from search.strategy import names
-from supernet.runtime.checkpoint import load_checkpoint
+from supernet.model import SuperNetSpec
+from supernet.runtime.checkpoint import load_checkpoint, save_checkpoint
 from supernet.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +61,19 @@ def test_stopped_and_resumed_search_equals_the_uninterrupted_one(supernet, tmp_p
     assert [{k: r[k] for k in keep} for r in parts["history"]] == [{k: r[k] for k in keep} for r in whole["history"]]
     state = load_checkpoint(tmp_path / "parts")
     assert len(state["history"]) == 12
+
+
+def test_an_untrained_search_scores_the_supernet_at_its_initialisation(supernet, tmp_path):
+    """untrained=true searches as a run whose checkpoint held the seed-0 initialisation does."""
+    initialised = tmp_path / "initialised_supernet"
+    shutil.copytree(supernet, initialised)
+    state = load_checkpoint(supernet)
+    torch.manual_seed(0)
+    save_checkpoint(initialised, {**state, "model": SuperNetSpec(**state["network"]).build().state_dict()})
+    rewards = {name: [r["reward"] for r in search(tmp_path / name, run, "random", 6, *overrides)["history"]]
+               for name, run, overrides in [("untrained", supernet, ["untrained=true"]), ("trained", supernet, []),
+                                            ("initialised", initialised, [])]}
+    assert rewards["untrained"] == rewards["initialised"] != rewards["trained"]
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -188,12 +188,9 @@ def load_supernets(runs: list[str], untrained: bool, raw_weights: bool) -> list:
     """The supernets of `runs`, which must share their shape (the first one's data scores them all);
     with `untrained`, each at initialisation (seed 0) instead; with `raw_weights`, the trained weights
     even where a run keeps their moving average (load_supernet)."""
-    supernets = [load_supernet(run, raw=raw_weights).eval() for run in runs]
+    supernets = [load_supernet(run, raw=raw_weights, untrained=untrained).eval() for run in runs]
     if any(net.spec != supernets[0].spec for net in supernets):
         raise ConfigError(f"the supernets {', '.join(runs)} differ in shape; rank one shape at a time")
-    if untrained:
-        torch.manual_seed(0)
-        supernets = [net.spec.build().eval() for net in supernets]
     return supernets
 
 

@@ -193,12 +193,16 @@ def set_rng_state(state: dict):
     random.setstate((py_version, tuple(state["python"].tolist()), py_gauss))
 
 
-def load_supernet(run_dir, map_location="cpu", raw: bool = False) -> SuperNet:
+def load_supernet(run_dir, map_location="cpu", raw: bool = False, untrained: bool = False) -> SuperNet:
     """The supernet of a `supernet-train` run directory, with its latest checkpointed weights: their
-    moving average where the run keeps one (`ema_decay`), unless `raw`."""
+    moving average where the run keeps one (`ema_decay`), unless `raw`; with `untrained`, the same
+    supernet at initialisation (built from seed 0): the control that shows what its training adds."""
     state = load_checkpoint(run_dir, map_location)
     if state is None:
         raise MissingFileError(f"{run_dir} holds no supernet checkpoint; train one with supernet-train --out {run_dir}")
+    if untrained:
+        torch.manual_seed(0)
+        return SuperNetSpec(**state["network"]).build()
     net = SuperNetSpec(**state["network"]).build()
     net.load_state_dict(state["model"] if raw else state.get("ema", state["model"]))
     return net
