@@ -202,7 +202,7 @@ def load_supernet(run_dir, map_location="cpu", raw: bool = False, untrained: boo
         raise MissingFileError(f"{run_dir} holds no supernet checkpoint; train one with supernet-train --out {run_dir}")
     if untrained:
         torch.manual_seed(0)
-        return SuperNetSpec(**state["network"]).build()
     net = SuperNetSpec(**state["network"]).build()
-    net.load_state_dict(state["model"] if raw else state.get("ema", state["model"]))
+    if not untrained:
+        net.load_state_dict(state["model"] if raw else state.get("ema", state["model"]))
     return net
