@@ -128,10 +128,13 @@ def tau_interval(scores, truth) -> list[float]:
 def tau_gap(scores, other, truth) -> dict:
     """Kendall tau of `scores` minus that of `other` against the same `truth`, with the 95% bootstrap
     interval of that difference, both taken on each draw of the genotypes: the paired comparison,
-    far tighter than the two taus' own intervals where both score sets err on the same cells."""
+    far tighter than the two taus' own intervals where both score sets err on the same cells.
+    `scores` may hold several score sets (rows, say supernets of several training seeds): the mean
+    of their taus then stands for it."""
     scores, other, truth = (np.asarray(v, dtype=float) for v in (scores, other, truth))
+    score_sets = np.atleast_2d(scores)
     def gap(k):
-        return kendalltau(scores[k], truth[k])[0] - kendalltau(other[k], truth[k])[0]
+        return np.mean([kendalltau(s[k], truth[k])[0] for s in score_sets]) - kendalltau(other[k], truth[k])[0]
     return {"tau_gap": float(gap(slice(None))), "tau_gap_95": bootstrap_95(gap, len(truth))}
 
 
@@ -163,14 +166,21 @@ def genotype_key(genotype: dict) -> str:
     return json.dumps(genotype, sort_keys=True)
 
 
+def read_output(path: Path, option: str) -> dict[str, tuple[float, float]]:
+    """Genotype key -> (shared-weight score, standalone accuracy) of a tools/ranking.py output, named
+    by `option` in the error where the file is none."""
+    try:
+        return {genotype_key(g["genotype"]): (float(g["shared_weight"]), float(g["standalone"]))
+                for g in json.loads(path.read_text())["genotypes"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{option} {path}: not a tools/ranking.py output ({e})") from None
+
+
 def read_earlier(path: Path, records: list[dict]) -> dict[int, float]:
     """Ground-truth record index -> its score in an earlier tools/ranking.py output, for the genotypes
     both hold; read and checked before the long scoring starts."""
-    try:
-        scores = {genotype_key(g["genotype"]): g["shared_weight"] for g in json.loads(path.read_text())["genotypes"]}
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"--against {path}: not a tools/ranking.py output ({e})") from None
-    earlier = {k: scores[key] for k, r in enumerate(records) if (key := genotype_key(r["genotype"])) in scores}
+    scores = read_output(path, "--against")
+    earlier = {k: scores[key][0] for k, r in enumerate(records) if (key := genotype_key(r["genotype"])) in scores}
     if len(earlier) < 3:
         raise ConfigError(f"--against {path}: it scored {len(earlier)} of these genotypes; a comparison needs 3")
     return earlier
