@@ -10,9 +10,11 @@ compare_rankings = load_tool("compare_rankings")
 
 
 def write_output(path, scores, truth):
-    """A tools/ranking.py output holding what the comparison reads: each genotype's two figures."""
+    """A tools/ranking.py output holding what the comparison reads: each genotype's two figures and
+    its width (the cells' concatenated states), 6, 7 or 8 in turn."""
     path.write_text(json.dumps({"genotypes": [{"genotype": {"normal": [["skip_connect", i]]}, "shared_weight": s,
-                                               "standalone": t} for i, (s, t) in enumerate(zip(scores, truth))]}))
+                                               "standalone": t, "concat_width": 6 + i % 3}
+                                              for i, (s, t) in enumerate(zip(scores, truth))]}))
     return str(path)
 
 
@@ -35,6 +37,15 @@ def test_each_ranking_and_their_mean_are_paired_against_the_control(tmp_path, ca
     assert mean["count"] == 15
     assert mean["tau_gap"] == pytest.approx((tau(a, 15) + tau(b, 15)) / 2 - tau(control, 15))
     assert mean["tau_gap_95"][0] < mean["tau_gap"] < mean["tau_gap_95"][1]
+
+    def tau_within(scores, n):   # over the pairs of one width: each width's tau, weighed by its pairs (no ties)
+        widths = np.arange(n) % 3
+        taus = [kendalltau(scores[:n][widths == w], truth[:n][widths == w])[0] for w in range(3)]
+        return np.average(taus, weights=[len(np.flatnonzero(widths == w)) * (len(np.flatnonzero(widths == w)) - 1)
+                                         for w in range(3)])
+    assert each[files[0]]["equal_width"]["tau_gap"] == pytest.approx(tau_within(a, 20) - tau_within(control, 20))
+    assert mean["equal_width"]["tau_gap"] == pytest.approx((tau_within(a, 15) + tau_within(b, 15)) / 2
+                                                           - tau_within(control, 15))
     assert "the mean of 2" in capsys.readouterr().out
 
 

@@ -1,5 +1,6 @@
 """tools/ranking.py: its rank figures on hand-made cases, and a run end to end on a small supernet
 trained on digits, its figures recomputed with scipy from the per-genotype scores it writes."""
+import itertools
 import json
 import subprocess
 import sys
@@ -42,6 +43,21 @@ def test_the_tau_gap_is_paired_over_the_same_draws_of_the_genotypes():
     same = ranking.tau_gap(noisy, noisy, truth)   # one score set against itself: no gap at all
     assert same["tau_gap"] == 0 and same["tau_gap_95"] == [0, 0]
     assert ranking.tau_interval(noisy, truth)[1] - ranking.tau_interval(noisy, truth)[0] > 0.1
+
+
+def test_kendall_over_every_pair_is_scipys_tau_b_and_within_groups_weighs_each_group_by_its_pairs():
+    rng = np.random.default_rng(1)
+    truth, scores = rng.random(15), rng.random(15)
+    tied = np.round(scores, 1)   # ties in the scores: tau-b's correction
+    assert ranking.kendall(tied, truth) == pytest.approx(kendalltau(tied, truth)[0])
+    assert ranking.kendall(tied, np.round(truth, 1)) == pytest.approx(kendalltau(tied, np.round(truth, 1))[0])
+    groups = np.array([3] * 6 + [4] * 5 + [5] * 3 + [6])   # 15 + 10 + 3 pairs, the last genotype alone
+    taus = [kendalltau(scores[groups == g], truth[groups == g])[0] for g in (3, 4, 5)]
+    assert ranking.kendall(scores, truth, groups) == pytest.approx(np.average(taus, weights=[15, 10, 3]))
+    assert ranking.equal_width(scores, truth, groups)["pairs"] == 28
+    assert np.isnan(ranking.kendall(scores, truth, np.arange(15)))   # no two genotypes share a group
+    exact = ranking.tau_gap(truth, -truth, truth, groups)
+    assert exact["tau_gap"] == pytest.approx(2) and exact["tau_gap_95"] == pytest.approx([2, 2])
 
 
 def test_the_seed_ceiling_is_the_mean_tau_over_pairs_of_seeds_each_over_the_cells_trained_with_both():
@@ -104,6 +120,13 @@ def test_ranking_end_to_end(supernets, tmp_path):
     assert result["baselines"]["concat_width"]["tau_gap"] == pytest.approx(
         kendalltau(scores, truth)[0] - kendalltau(widths, truth)[0], nan_ok=True)
     assert result["against"] is None
+    same_width = [(i, j) for i, j in itertools.combinations(range(6), 2) if widths[i] == widths[j]]
+    by_score = [np.sign(scores[i] - scores[j]) for i, j in same_width]
+    by_truth = [np.sign(truth[i] - truth[j]) for i, j in same_width]
+    ordered = np.sqrt(np.count_nonzero(by_score) * np.count_nonzero(by_truth))   # tau-b: ties count in neither
+    assert len(same_width) >= 2 and result["equal_width"]["pairs"] == len(same_width)
+    assert result["equal_width"]["kendall_tau"] == pytest.approx(np.dot(by_score, by_truth) / ordered if ordered else np.nan,
+                                                                 nan_ok=True)
     seeds = [[r["accuracies"][s] for r in records] for s in "01"]
     tau = pytest.approx(kendalltau(*seeds)[0])
     assert result["ceiling"] == {"count": 6, "kendall_tau": tau, "pairs": {"0-1": tau}}

@@ -7,6 +7,8 @@ bootstrap interval of that difference over the same draws of the genotypes (what
 tools/ranking.py reports, for outputs already made). Given several, also their mean tau minus
 CONTROL's, over the genotypes all of them scored, on the same draws: whether supernets of several
 training seeds (or options) lead the control on average, which no one of them may show alone.
+Each gap comes again in `equal_width`, over only the pairs of genotypes whose cells concatenate as
+many states: whether a ranking leads where width cannot order the cells.
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ from supernet.runtime.files import write_json
 
 
 def compare(rankings: dict[str, dict], control: dict) -> dict:
-    """The paired tau gap of every ranking over `control` (genotype key -> (score, standalone accuracy)),
-    and with several, that of their mean tau."""
+    """The paired tau gap of every ranking over `control` (genotype key -> (score, standalone accuracy,
+    width)), over all pairs and over those of equal width, and with several, that of their mean tau."""
     for name, scores in rankings.items():
         if any(scores[k][1] != control[k][1] for k in scores.keys() & control.keys()):
             raise ConfigError(f"{name} and the control hold other standalone accuracies: rank against one ground truth")
@@ -32,8 +34,8 @@ def compare(rankings: dict[str, dict], control: dict) -> dict:
         if len(keys) < 3:
             raise ConfigError(f"{', '.join(names)} and the control share {len(keys)} genotypes; a comparison needs 3")
         scores = [[rankings[n][k][0] for k in keys] for n in names]
-        truth = [control[k][1] for k in keys]
-        return {"count": len(keys), **tau_gap(scores, [control[k][0] for k in keys], truth)}
+        other, truth, widths = ([control[k][i] for k in keys] for i in range(3))
+        return {"count": len(keys), **tau_gap(scores, other, truth), "equal_width": tau_gap(scores, other, truth, widths)}
 
     result = {"each": {name: gap([name]) for name in rankings}}
     if len(rankings) > 1:
@@ -42,8 +44,11 @@ def compare(rankings: dict[str, dict], control: dict) -> dict:
 
 
 def line(name: str, figures: dict) -> str:
-    low, high = figures["tau_gap_95"]
-    return f"{name}: tau gap {figures['tau_gap']:+.3f} [{low:+.2f}, {high:+.2f}] over {figures['count']} genotypes"
+    def gap(f):
+        low, high = f["tau_gap_95"]
+        return f"{f['tau_gap']:+.3f} [{low:+.2f}, {high:+.2f}]"
+    return (f"{name}: tau gap {gap(figures)} over {figures['count']} genotypes; "
+            f"over the pairs of equal width {gap(figures['equal_width'])}")
 
 
 @command

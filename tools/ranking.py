@@ -24,8 +24,11 @@ the same rank figures for the baselines of search.proxies (parameter count, the 
 states, gradient norm and synflow at initialisation), which a supernet must beat to be worth its
 training: each with `tau_gap`, the supernet's tau minus the baseline's, and `tau_gap_95`, its 95%
 interval over the same bootstrap draws of the genotypes (the supernet beats the baseline where it
-lies above 0). `--against EARLIER` (an OUT of this tool: another supernet, scoring, or the
-untrained control) adds `against`, the same paired difference from that ranking. With several
+lies above 0), and `equal_width`, the Kendall tau over only the pairs of genotypes whose cells
+concatenate as many states (`pairs` of them): the order that `concat_width`, the baseline short
+fine-tuning leans on most, cannot give. `--against EARLIER` (an OUT of this tool: another supernet, scoring, or the
+untrained control) adds `against`, the same paired difference from that ranking (and in its
+`equal_width`, that over the pairs of equal width). With several
 runs (one shape, trained with other seeds, say) a genotype's score is the mean of theirs, `runs`
 holds the figures of each, and `agreement` the mean Kendall tau between their scores: how far a
 supernet's ranking repeats when it is trained again.
@@ -120,22 +123,49 @@ def bootstrap_95(statistic, count: int, draws: int = 1000, seed: int = 0) -> lis
     return [float(v) for v in np.nanpercentile(values, [2.5, 97.5])]
 
 
-def tau_interval(scores, truth) -> list[float]:
+def kendall(scores, truth, groups=None) -> float:
+    """Kendall tau-b of `scores` against `truth` over the pairs of genotypes in one group (of equal
+    width, say: the order that width cannot give); with no groups, over every pair. NaN where no
+    such pair is ordered by both."""
     scores, truth = np.asarray(scores, dtype=float), np.asarray(truth, dtype=float)
-    return bootstrap_95(lambda k: kendalltau(scores[k], truth[k])[0], len(truth))
+    i, j = np.triu_indices(len(truth), 1)
+    if groups is not None:
+        same = np.asarray(groups)[i] == np.asarray(groups)[j]
+        i, j = i[same], j[same]
+    by_score, by_truth = np.sign(scores[i] - scores[j]), np.sign(truth[i] - truth[j])
+    ordered = math.sqrt(np.count_nonzero(by_score) * np.count_nonzero(by_truth))
+    return float(by_score @ by_truth / ordered) if ordered else math.nan
 
 
-def tau_gap(scores, other, truth) -> dict:
-    """Kendall tau of `scores` minus that of `other` against the same `truth`, with the 95% bootstrap
-    interval of that difference, both taken on each draw of the genotypes: the paired comparison,
-    far tighter than the two taus' own intervals where both score sets err on the same cells.
-    `scores` may hold several score sets (rows, say supernets of several training seeds): the mean
-    of their taus then stands for it."""
+def on_draw(groups, k):
+    return None if groups is None else np.asarray(groups)[k]
+
+
+def tau_interval(scores, truth, groups=None) -> list[float]:
+    scores, truth = np.asarray(scores, dtype=float), np.asarray(truth, dtype=float)
+    return bootstrap_95(lambda k: kendall(scores[k], truth[k], on_draw(groups, k)), len(truth))
+
+
+def tau_gap(scores, other, truth, groups=None) -> dict:
+    """Kendall tau of `scores` minus that of `other` against the same `truth` (over the pairs within
+    `groups`, see kendall), with the 95% bootstrap interval of that difference, both taken on each
+    draw of the genotypes: the paired comparison, far tighter than the two taus' own intervals where
+    both score sets err on the same cells. `scores` may hold several score sets (rows, say
+    supernets of several training seeds): the mean of their taus then stands for it."""
     scores, other, truth = (np.asarray(v, dtype=float) for v in (scores, other, truth))
     score_sets = np.atleast_2d(scores)
     def gap(k):
-        return np.mean([kendalltau(s[k], truth[k])[0] for s in score_sets]) - kendalltau(other[k], truth[k])[0]
+        g = on_draw(groups, k)
+        return np.mean([kendall(s[k], truth[k], g) for s in score_sets]) - kendall(other[k], truth[k], g)
     return {"tau_gap": float(gap(slice(None))), "tau_gap_95": bootstrap_95(gap, len(truth))}
+
+
+def equal_width(scores, truth, widths) -> dict:
+    """Kendall tau (and its bootstrap interval) over the pairs of genotypes of equal width only."""
+    widths = np.asarray(widths)
+    pairs = int(sum(math.comb(int(n), 2) for n in np.unique(widths, return_counts=True)[1]))
+    return {"pairs": pairs, "kendall_tau": kendall(scores, truth, widths),
+            "kendall_tau_95": tau_interval(scores, truth, widths)}
 
 
 def rank_figures(scores, truth) -> dict:
@@ -166,11 +196,11 @@ def genotype_key(genotype: dict) -> str:
     return json.dumps(genotype, sort_keys=True)
 
 
-def read_output(path: Path, option: str) -> dict[str, tuple[float, float]]:
-    """Genotype key -> (shared-weight score, standalone accuracy) of a tools/ranking.py output, named
-    by `option` in the error where the file is none."""
+def read_output(path: Path, option: str) -> dict[str, tuple[float, float, float]]:
+    """Genotype key -> (shared-weight score, standalone accuracy, concat width) of a tools/ranking.py
+    output, named by `option` in the error where the file is none."""
     try:
-        return {genotype_key(g["genotype"]): (float(g["shared_weight"]), float(g["standalone"]))
+        return {genotype_key(g["genotype"]): (float(g["shared_weight"]), float(g["standalone"]), float(g["concat_width"]))
                 for g in json.loads(path.read_text())["genotypes"]}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"{option} {path}: not a tools/ranking.py output ({e})") from None
@@ -186,12 +216,16 @@ def read_earlier(path: Path, records: list[dict]) -> dict[int, float]:
     return earlier
 
 
-def compare_with(path: Path, earlier: dict[int, float], shared: list[float], truth: list[float]) -> dict:
+def compare_with(path: Path, earlier: dict[int, float], shared: list[float], truth: list[float],
+                 widths: list[float]) -> dict:
     """This ranking against an earlier one (another supernet, scoring or control), paired over the
-    genotypes both scored."""
+    genotypes both scored, over all their pairs and over those of equal width."""
     other, mine, common_truth = list(earlier.values()), [shared[k] for k in earlier], [truth[k] for k in earlier]
+    common_widths = [widths[k] for k in earlier]
     return {"file": str(path), "count": len(earlier), "kendall_tau": float(kendalltau(other, common_truth)[0]),
-            **tau_gap(mine, other, common_truth)}
+            **tau_gap(mine, other, common_truth),
+            "equal_width": {"kendall_tau": kendall(other, common_truth, common_widths),
+                            **tau_gap(mine, other, common_truth, common_widths)}}
 
 
 def load_supernets(runs: list[str], untrained: bool, raw_weights: bool) -> list:
@@ -247,13 +281,14 @@ def main(argv=None):
                   f"{scoring.metric} {by_run[-1][-1]:.4f}, standalone {truth[k]:.4f}", flush=True)
     shared, accuracy = np.mean(by_run, axis=0).tolist(), np.mean(accuracy_by_run, axis=0).tolist()
     baselines = {name: [p[name] for p in proxies] for name in proxies[0]}
+    widths = baselines["concat_width"]
     result = {
-        **rank_figures(shared, truth), "count": len(records),
+        **rank_figures(shared, truth), "equal_width": equal_width(shared, truth, widths), "count": len(records),
         "accuracy_ratio": float(np.mean(accuracy) / np.mean(truth)),
         "shared_weight_accuracy_mean": float(np.mean(accuracy)), "standalone_accuracy_mean": float(np.mean(truth)),
         "baselines": {name: {**rank_figures(scores, truth), **tau_gap(shared, scores, truth)}
                       for name, scores in baselines.items()},
-        "against": compare_with(args.against, earlier, shared, truth) if earlier else None,
+        "against": compare_with(args.against, earlier, shared, truth, widths) if earlier else None,
         "ceiling": seed_ceiling(records), "agreement": agreement(by_run),
         "runs": [{"supernet": run, **rank_figures(run_scores, truth), "accuracy_ratio": float(np.mean(acc) / np.mean(truth))}
                  for run, run_scores, acc in zip(args.supernet, by_run, accuracy_by_run)],
@@ -266,7 +301,7 @@ def main(argv=None):
     }
     write_json(args.json, result)
     print(json.dumps({k: result[k] for k in ("kendall_tau", "kendall_tau_95", "spearman", "top_quarter_precision",
-                                              "accuracy_ratio", "count", "ceiling", "agreement")}))
+                                              "equal_width", "accuracy_ratio", "count", "ceiling", "agreement")}))
     print(json.dumps({name: [figures["kendall_tau"], figures["tau_gap_95"]] for name, figures in result["baselines"].items()}))
     if result["against"]:
         print(json.dumps(result["against"]))
