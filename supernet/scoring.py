@@ -4,8 +4,9 @@ end-of-epoch figures, nas-search's evaluator and tools/ranking.py.
 `supernet.subnet(g)` (a fixed network holding copies of the shared weights; the supernet itself is
 left untouched) has its batch-norm statistics recalibrated on training batches (running statistics
 reset, momentum None for a cumulative average, train-mode forwards without gradients) and is then
-scored in eval mode on held-out batches: its top-1 accuracy and the mean probability it gives the
-true class, of the same predictions. `metric` says which is the score that a search and
+scored in eval mode on held-out batches: its top-1 accuracy, the mean probability it gives the
+true class and the mean log-probability of the true class (the negative validation loss), of the
+same predictions. `metric` says which is the score that a search and
 tools/ranking.py rank by: the probability is the smoother figure, and it ranks the benchmark's cells
 better, from the shared weights alone and fine-tuned (README, "How well shared weights rank").
 supernet-train reports the accuracy, which compares with standalone training. The supernet's own
@@ -37,8 +38,9 @@ from torch import nn
 from .errors import UserError
 
 BN_MODES = ("recalibrate", "batch")
-Metric = Literal["accuracy", "probability", "finetune_probability"]
+Metric = Literal["accuracy", "probability", "log_probability", "finetune_probability"]
 METRICS = {"accuracy": "validation accuracy", "probability": "validation true-class probability",   # in reports
+           "log_probability": "validation true-class log-probability",
            "finetune_probability": "true-class probability of the fine-tuning batches"}
 
 
@@ -98,17 +100,19 @@ def recalibrate_bn(net: nn.Module, batches, autocast=contextlib.nullcontext) -> 
 
 
 @torch.no_grad()
-def metric_sums(net: nn.Module, batches, autocast=contextlib.nullcontext) -> tuple[float, float, int]:
-    """(correct top-1 predictions, summed probability of the true classes, images) of `net` as it is
-    (its mode unchanged) over `batches`."""
-    correct, probability, images = 0.0, 0.0, 0
+def metric_sums(net: nn.Module, batches, autocast=contextlib.nullcontext) -> tuple[float, float, float, int]:
+    """(correct top-1 predictions, summed probability and summed log-probability of the true classes,
+    images) of `net` as it is (its mode unchanged) over `batches`."""
+    correct, probability, log_probability, images = 0.0, 0.0, 0.0, 0
     for x, y in batches:
         with autocast():
             logits = net(x).float()
+        true_class = logits.log_softmax(1).gather(1, y[:, None])
         correct += (logits.argmax(1) == y).sum().item()
-        probability += logits.softmax(1).gather(1, y[:, None]).sum().item()
+        probability += true_class.exp().sum().item()
+        log_probability += true_class.sum().item()
         images += len(y)
-    return correct, probability, images
+    return correct, probability, log_probability, images
 
 
 def finetune(net: nn.Module, batches, steps: int, lr: float, autocast=contextlib.nullcontext) -> float:
@@ -149,7 +153,7 @@ def scored_subnet(supernet, genotype, train, scoring: Scoring = DEFAULT_SCORING,
 
 
 def score_counts(supernet, genotype, train, validation, scoring: Scoring = DEFAULT_SCORING,
-                 autocast=contextlib.nullcontext, channels_last: bool = False) -> tuple[float, float, int]:
+                 autocast=contextlib.nullcontext, channels_last: bool = False) -> tuple[float, float, float, int]:
     """metric_sums on `validation` of the scored_subnet of `genotype`."""
     net, _ = scored_subnet(supernet, genotype, train, scoring, autocast, channels_last)
     return metric_sums(net, validation, autocast)
@@ -157,12 +161,13 @@ def score_counts(supernet, genotype, train, validation, scoring: Scoring = DEFAU
 
 def score_metrics(supernet, genotype, train, validation, scoring: Scoring = DEFAULT_SCORING,
                   autocast=contextlib.nullcontext, channels_last: bool = False) -> dict[str, float | None]:
-    """The metrics of the scored_subnet of `genotype`: its top-1 `accuracy` and the mean `probability`
-    of the true class on `validation`, and `finetune_probability` (None without fine-tuning)."""
+    """The metrics of the scored_subnet of `genotype`: its top-1 `accuracy`, the mean `probability` and
+    `log_probability` of the true class on `validation`, and `finetune_probability` (None without
+    fine-tuning)."""
     net, online = scored_subnet(supernet, genotype, train, scoring, autocast, channels_last)
-    correct, probability, images = metric_sums(net, validation, autocast)
+    correct, probability, log_probability, images = metric_sums(net, validation, autocast)
     return {"accuracy": correct / max(images, 1), "probability": probability / max(images, 1),
-            "finetune_probability": online}
+            "log_probability": log_probability / max(images, 1), "finetune_probability": online}
 
 
 def score(supernet, genotype, train, validation, scoring: Scoring = DEFAULT_SCORING,

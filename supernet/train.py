@@ -281,7 +281,7 @@ class Trainer(TrainLoop):
                                             self.autocast, self.channels_last)
                                for g in self.archs], dtype=torch.float64, device=self.dist.device)
         all_reduce_sum(counts)
-        return (counts[:, 0] / counts[:, 2].clamp(min=1)).tolist()
+        return (counts[:, 0] / counts[:, -1].clamp(min=1)).tolist()
 
     def summary(self) -> dict:
         cfg, last = self.cfg, self.last

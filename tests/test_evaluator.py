@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import torch.nn.functional as F
 from torch import nn
 
 from retrain.sizes import measure
@@ -77,9 +78,13 @@ def test_score_is_eval_mode_accuracy_or_true_class_probability_of_the_recalibrat
         net.eval()
         hits = sum((net(x).argmax(1) == y).sum().item() for x, y in validation)
         likelihood = sum(net(x).softmax(1)[torch.arange(len(y)), y].sum().item() for x, y in validation)
+        loss = sum(F.cross_entropy(net(x), y, reduction="sum").item() for x, y in validation)
     assert score == hits / 48
     probability = Evaluator(supernet, calibration, validation, scoring=Scoring(metric="probability")).score(genotype)
     assert probability == pytest.approx(likelihood / 48, rel=1e-6) and probability != score
+    log_probability = Evaluator(supernet, calibration, validation,
+                                scoring=Scoring(metric="log_probability")).score(genotype)
+    assert log_probability == pytest.approx(-loss / 48, rel=1e-6)   # the negative validation loss
     for key, value in supernet.state_dict().items():
         assert torch.equal(value, before[key]), key
 

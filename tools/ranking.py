@@ -12,8 +12,8 @@ a few steps, its BN statistics are recalibrated, its score measured), on the sup
 validation split unless key=value overrides choose other data or scoring: dataset, data_dir,
 image_size, split (val | test), batch_size, eval_batches, and supernet.scoring.Scoring's bn
 (recalibrate | batch), calibration_batches, finetune_steps, finetune_lr, metric (accuracy |
-probability: the mean probability of the true class | finetune_probability: that of each fine-tuning
-batch before its step); raw_weights=true scores the trained weights
+probability: the mean probability of the true class | log_probability: the mean of its log, the negative
+validation loss | finetune_probability: that of each fine-tuning batch before its step); raw_weights=true scores the trained weights
 of a run that keeps their moving average (ema_decay), untrained=true the supernet at initialisation
 (the from-scratch control), draw=N fine-tunes and calibrates on the first batches of training epoch
 N instead of 0 (another draw of the scoring's own noise). OUT holds kendall_tau (with
