@@ -46,7 +46,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from scipy.stats import kendalltau, spearmanr
+from scipy.stats import spearmanr
 
 from search.cli import supernet_settings
 from search.proxies import proxy_scores
@@ -173,7 +173,7 @@ def rank_figures(scores, truth) -> dict:
     `scores` against `truth`."""
     quarter = max(1, math.ceil(len(truth) / 4))
     top_truth, top_score = set(np.argsort(truth)[-quarter:]), set(np.argsort(scores)[-quarter:])
-    return {"kendall_tau": float(kendalltau(scores, truth)[0]), "kendall_tau_95": tau_interval(scores, truth),
+    return {"kendall_tau": kendall(scores, truth), "kendall_tau_95": tau_interval(scores, truth),
             "spearman": float(spearmanr(scores, truth)[0]), "top_quarter_precision": len(top_truth & top_score) / quarter}
 
 
@@ -185,7 +185,7 @@ def seed_ceiling(records: list[dict]) -> dict | None:
     for s, t in itertools.combinations(seeds, 2):
         both = [r["accuracies"] for r in records if {s, t} <= set(r.get("accuracies", {}))]
         if len(both) >= 3:
-            pairs[f"{s}-{t}"] = float(kendalltau([a[s] for a in both], [a[t] for a in both])[0])
+            pairs[f"{s}-{t}"] = kendall([a[s] for a in both], [a[t] for a in both])
     if not pairs:
         return None
     return {"count": sum(len(r.get("accuracies", {})) >= 2 for r in records),
@@ -222,7 +222,7 @@ def compare_with(path: Path, earlier: dict[int, float], shared: list[float], tru
     genotypes both scored, over all their pairs and over those of equal width."""
     other, mine, common_truth = list(earlier.values()), [shared[k] for k in earlier], [truth[k] for k in earlier]
     common_widths = [widths[k] for k in earlier]
-    return {"file": str(path), "count": len(earlier), "kendall_tau": float(kendalltau(other, common_truth)[0]),
+    return {"file": str(path), "count": len(earlier), "kendall_tau": kendall(other, common_truth),
             **tau_gap(mine, other, common_truth),
             "equal_width": {"kendall_tau": kendall(other, common_truth, common_widths),
                             **tau_gap(mine, other, common_truth, common_widths)}}
@@ -242,7 +242,7 @@ def agreement(scores_by_run: list[list[float]]) -> float | None:
     """Mean Kendall tau between the scores of every two supernets: how far a supernet's ranking
     repeats when it is trained again, the ceiling of its own figures."""
     pairs = list(itertools.combinations(scores_by_run, 2))
-    return float(np.mean([kendalltau(a, b)[0] for a, b in pairs])) if pairs else None
+    return float(np.mean([kendall(a, b) for a, b in pairs])) if pairs else None
 
 
 @command
