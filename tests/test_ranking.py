@@ -183,3 +183,25 @@ def test_against_a_file_that_is_no_ranking_output_or_of_other_cells_is_one_line(
         done = rank(supernets[:1], tmp_path / "truth.jsonl", tmp_path / "r.json", "--against", str(tmp_path / against))
         assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: --against")
         assert says in done.stderr and "Traceback" not in done.stderr and not (tmp_path / "r.json").exists()
+
+
+def test_several_ground_truths_pool_their_genotypes_and_report_each_alone(supernets, tmp_path):
+    _, records = ground_truth(tmp_path / "truth.jsonl")
+    for name, part in (("a.jsonl", records[:3]), ("b.jsonl", records[3:])):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in part))
+    overrides = ("eval_batches=1", "calibration_batches=1")
+    whole = rank(supernets[:1], tmp_path / "truth.jsonl", tmp_path / "whole.json", *overrides)
+    pooled = rank(supernets[:1], tmp_path / "a.jsonl", tmp_path / "pooled.json", "--ground-truth", str(tmp_path / "b.jsonl"),
+                  *overrides)
+    assert whole.returncode == 0 and pooled.returncode == 0, whole.stderr + pooled.stderr
+    whole, pooled = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("whole", "pooled"))
+    assert pooled["genotypes"] == whole["genotypes"] and pooled["kendall_tau"] == whole["kendall_tau"]
+    assert whole["by_ground_truth"] is None and [f["count"] for f in pooled["by_ground_truth"]] == [3, 3]
+    scores, truth = [g["shared_weight"] for g in pooled["genotypes"]], [r["accuracy"] for r in records]
+    for part, figures in zip((slice(0, 3), slice(3, 6)), pooled["by_ground_truth"]):
+        assert figures["kendall_tau"] == pytest.approx(kendalltau(scores[part], truth[part])[0], nan_ok=True)
+        widths = [g["concat_width"] for g in pooled["genotypes"]][part]
+        assert figures["baselines"]["concat_width"] == pytest.approx(kendalltau(widths, truth[part])[0], nan_ok=True)
+    twice = rank(supernets[:1], tmp_path / "truth.jsonl", tmp_path / "twice.json", "--ground-truth", str(tmp_path / "b.jsonl"))
+    assert twice.returncode == 2 and twice.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "already in" in twice.stderr and "Traceback" not in twice.stderr and not (tmp_path / "twice.json").exists()

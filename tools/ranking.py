@@ -1,10 +1,13 @@
 """How well a supernet's shared-weight scores rank cells, against the standalone accuracy of cells
 trained from scratch (a ground-truth file, see tools/ground_truth.py), beside cheap baselines.
 
-    python tools/ranking.py --supernet RUN [--supernet RUN ...] --ground-truth FILE [key=value ...] --json OUT \
-        [--against EARLIER_OUT]
+    python tools/ranking.py --supernet RUN [--supernet RUN ...] --ground-truth FILE [--ground-truth FILE ...] \
+        [key=value ...] --json OUT [--against EARLIER_OUT]
 
-FILE is a JSON list, or JSON lines, of objects with `genotype` (its JSON form) and `accuracy`; where
+FILE is a JSON list, or JSON lines, of objects with `genotype` (its JSON form) and `accuracy`; several
+files are ranked as one pool of genotypes (each at most once), and `by_ground_truth` gives the rank
+figures (and each baseline's tau) over each file's genotypes alone: a held-out sample of cells beside
+those a recipe was chosen on, say. Where
 objects also hold `accuracies` of several seeds ({"0": a, "1": b, ...}), the seed-to-seed Kendall tau
 of standalone training (the mean over pairs of seeds) is reported as the ceiling. Every genotype is scored as nas-search scores a
 candidate (supernet.scoring: the subnet inherits the supernet's weights, is optionally fine-tuned for
@@ -88,7 +91,8 @@ def parse_args(argv=None):
     p.add_argument("--supernet", required=True, action="append",
                    help="supernet-train run directory; repeated (runs of one shape, trained with other seeds, say): "
                         "each genotype is scored by the mean of their scores, and their agreement reported")
-    p.add_argument("--ground-truth", type=Path, required=True, help="JSON list or JSON lines of {genotype, accuracy}")
+    p.add_argument("--ground-truth", type=Path, required=True, action="append",
+                   help="JSON list or JSON lines of {genotype, accuracy}; repeated: their genotypes pooled")
     p.add_argument("--json", type=Path, required=True, help="file to write the results to")
     p.add_argument("--against", type=Path, help="an earlier OUT (another supernet, scoring or the untrained control): "
                                                 "the difference of the two taus, paired over the genotypes")
@@ -113,6 +117,35 @@ def read_ground_truth(path: Path) -> list[dict]:
         if "genotype" not in r or "accuracy" not in r:
             raise ConfigError(f"{path}: every record needs `genotype` and `accuracy`, got keys {sorted(r)}")
     return records
+
+
+def pooled_ground_truth(paths: list[Path]) -> tuple[list[dict], list[int]]:
+    """The records of every file, and the index of the file each came from; a genotype twice is an
+    error (it would count as two cells)."""
+    records, sources, seen = [], [], {}
+    for k, path in enumerate(paths):
+        for r in read_ground_truth(path):
+            key = genotype_key(r["genotype"])
+            if key in seen:
+                raise ConfigError(f"{path}: genotype {r.get('name', '')!r} is already in {seen[key]}; "
+                                  "rank each cell once")
+            seen[key] = path
+            records.append(r)
+            sources.append(k)
+    return records, sources
+
+
+def by_file(paths: list[Path], sources: list[int], scores, truth, baselines: dict) -> list[dict] | None:
+    """The rank figures over each ground-truth file's genotypes alone, where several are pooled, with
+    the Kendall tau of each baseline there."""
+    if len(paths) < 2:
+        return None
+    sources = np.asarray(sources)
+    def part(values, k):
+        return np.asarray(values, dtype=float)[sources == k]
+    return [{"file": str(path), "count": int(np.sum(sources == k)), **rank_figures(part(scores, k), part(truth, k)),
+             "baselines": {name: kendall(part(values, k), part(truth, k)) for name, values in baselines.items()}}
+            for k, path in enumerate(paths)]
 
 
 def bootstrap_95(statistic, count: int, draws: int = 1000, seed: int = 0) -> list[float]:
@@ -249,7 +282,7 @@ def agreement(scores_by_run: list[list[float]]) -> float | None:
 def main(argv=None):
     args, settings = parse_args(argv)
     start = time.perf_counter()
-    records = read_ground_truth(args.ground_truth)
+    records, sources = pooled_ground_truth(args.ground_truth)
     earlier = read_earlier(args.against, records) if args.against else None
     trained = supernet_settings(args.supernet[0])
     scoring = scoring_from(trained, **{key: getattr(settings, key) for key in SCORING_KEYS})
@@ -284,6 +317,7 @@ def main(argv=None):
     widths = baselines["concat_width"]
     result = {
         **rank_figures(shared, truth), "equal_width": equal_width(shared, truth, widths), "count": len(records),
+        "by_ground_truth": by_file(args.ground_truth, sources, shared, truth, baselines),
         "accuracy_ratio": float(np.mean(accuracy) / np.mean(truth)),
         "shared_weight_accuracy_mean": float(np.mean(accuracy)), "standalone_accuracy_mean": float(np.mean(truth)),
         "baselines": {name: {**rank_figures(scores, truth), **tau_gap(shared, scores, truth)}
@@ -292,7 +326,7 @@ def main(argv=None):
         "ceiling": seed_ceiling(records), "agreement": agreement(by_run),
         "runs": [{"supernet": run, **rank_figures(run_scores, truth), "accuracy_ratio": float(np.mean(acc) / np.mean(truth))}
                  for run, run_scores, acc in zip(args.supernet, by_run, accuracy_by_run)],
-        "ground_truth": str(args.ground_truth), "settings": vars(settings), "scoring": asdict(scoring),
+        "ground_truth": [str(path) for path in args.ground_truth], "settings": vars(settings), "scoring": asdict(scoring),
         "scored_images": sum(len(y) for _, y in validation),
         "genotypes": [{"name": r.get("name"), "genotype": r["genotype"], "standalone": t, "shared_weight": s,
                        "shared_weights": list(run_scores), "shared_weight_accuracy": a, **p}
@@ -301,7 +335,8 @@ def main(argv=None):
     }
     write_json(args.json, result)
     print(json.dumps({k: result[k] for k in ("kendall_tau", "kendall_tau_95", "spearman", "top_quarter_precision",
-                                              "equal_width", "accuracy_ratio", "count", "ceiling", "agreement")}))
+                                              "equal_width", "accuracy_ratio", "count", "ceiling", "agreement",
+                                              "by_ground_truth")}))
     print(json.dumps({name: [figures["kendall_tau"], figures["tau_gap_95"]] for name, figures in result["baselines"].items()}))
     if result["against"]:
         print(json.dumps(result["against"]))
