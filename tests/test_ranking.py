@@ -205,3 +205,36 @@ def test_several_ground_truths_pool_their_genotypes_and_report_each_alone(supern
     twice = rank(supernets[:1], tmp_path / "truth.jsonl", tmp_path / "twice.json", "--ground-truth", str(tmp_path / "b.jsonl"))
     assert twice.returncode == 2 and twice.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "already in" in twice.stderr and "Traceback" not in twice.stderr and not (tmp_path / "twice.json").exists()
+
+
+def test_stored_scores_rank_against_another_ground_truth_as_scoring_again_would(supernets, tmp_path):
+    _, records = ground_truth(tmp_path / "truth.jsonl")
+    updated = [{**r, "accuracy": 0.6 - 0.01 * (k * 5 % 6)} for k, r in enumerate(records)]   # another order
+    (tmp_path / "updated.jsonl").write_text("".join(json.dumps(r) + "\n" for r in updated))
+    overrides = ("eval_batches=1", "calibration_batches=1")
+    for name, runs, truth in (("r0", supernets[:1], "truth.jsonl"), ("r1", supernets[1:], "truth.jsonl"),
+                              ("both", supernets, "updated.jsonl")):
+        done = rank(runs, tmp_path / truth, tmp_path / f"{name}.json", *overrides)
+        assert done.returncode == 0, done.stderr
+    scores = ["--scores", str(tmp_path / "r0.json"), "--scores", str(tmp_path / "r1.json")]
+    done = subprocess.run([sys.executable, "tools/ranking.py", *scores, "--ground-truth", str(tmp_path / "updated.jsonl"),
+                           "--json", str(tmp_path / "stored.json")], check=False, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    both, stored = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("both", "stored"))
+    assert stored["scores_from"] == scores[1::2]
+    for key in ("kendall_tau", "kendall_tau_95", "spearman", "top_quarter_precision", "equal_width", "accuracy_ratio",
+                "baselines", "agreement", "ceiling", "runs", "genotypes", "scoring", "settings", "scored_images"):
+        assert rounded(stored[key]) == rounded(both[key]), key
+    done = subprocess.run([sys.executable, "tools/ranking.py", *scores[:2], "--ground-truth", str(tmp_path / "updated.jsonl"),
+                           "--json", str(tmp_path / "x.json"), "finetune_steps=5"], check=False, cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "have no place" in done.stderr and not (tmp_path / "x.json").exists()
+
+
+def rounded(value):
+    """`value` with every float rounded to 9 digits (scores read back from JSON against those just made)."""
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return round(value, 9) if isinstance(value, float) else value

@@ -3,6 +3,7 @@ trained from scratch (a ground-truth file, see tools/ground_truth.py), beside ch
 
     python tools/ranking.py --supernet RUN [--supernet RUN ...] --ground-truth FILE [--ground-truth FILE ...] \
         [key=value ...] --json OUT [--against EARLIER_OUT]
+    python tools/ranking.py --scores EARLIER_OUT [--scores EARLIER_OUT ...] --ground-truth FILE ... --json OUT
 
 FILE is a JSON list, or JSON lines, of objects with `genotype` (its JSON form) and `accuracy`; several
 files are ranked as one pool of genotypes (each at most once), and `by_ground_truth` gives the rank
@@ -34,7 +35,9 @@ untrained control) adds `against`, the same paired difference from that ranking 
 `equal_width`, that over the pairs of equal width). With several
 runs (one shape, trained with other seeds, say) a genotype's score is the mean of theirs, `runs`
 holds the figures of each, and `agreement` the mean Kendall tau between their scores: how far a
-supernet's ranking repeats when it is trained again.
+supernet's ranking repeats when it is trained again. `--scores EARLIER` in place of `--supernet`
+scores nothing: it ranks the scores (each run's) of an earlier OUT against these ground-truth files,
+an updated one say, in seconds; repeated, the runs of every file count as `--supernet`'s several runs.
 """
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ import torch
 from scipy.stats import spearmanr
 
 from search.cli import supernet_settings
-from search.proxies import proxy_scores
+from search.proxies import PROXIES, proxy_scores
 from supernet.genotype import Genotype
 from supernet.network import Network
 from supernet.runtime.checkpoint import load_supernet
@@ -88,9 +91,13 @@ class RankingSettings:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--supernet", required=True, action="append",
+    scores = p.add_mutually_exclusive_group(required=True)
+    scores.add_argument("--supernet", action="append",
                    help="supernet-train run directory; repeated (runs of one shape, trained with other seeds, say): "
                         "each genotype is scored by the mean of their scores, and their agreement reported")
+    scores.add_argument("--scores", type=Path, action="append",
+                        help="an earlier OUT instead of supernets: its scores (each run's) ranked against these ground "
+                             "truths, nothing scored again; repeated: their runs' scores averaged as --supernet's")
     p.add_argument("--ground-truth", type=Path, required=True, action="append",
                    help="JSON list or JSON lines of {genotype, accuracy}; repeated: their genotypes pooled")
     p.add_argument("--json", type=Path, required=True, help="file to write the results to")
@@ -105,6 +112,8 @@ def parse_args(argv=None):
             raise ConfigError(f"override {item!r} must look like key=value")
         values[key] = parse_value(text)
     settings = from_dict(RankingSettings, values, "the command-line overrides")
+    if args.scores and values:
+        raise ConfigError("--scores ranks scores already made: key=value overrides, which say how to score, have no place")
     if settings.draw < 0:
         raise ConfigError(f"draw must be a training epoch (0 or more), got {settings.draw}")
     return args, settings
@@ -278,12 +287,8 @@ def agreement(scores_by_run: list[list[float]]) -> float | None:
     return float(np.mean([kendall(a, b) for a, b in pairs])) if pairs else None
 
 
-@command
-def main(argv=None):
-    args, settings = parse_args(argv)
-    start = time.perf_counter()
-    records, sources = pooled_ground_truth(args.ground_truth)
-    earlier = read_earlier(args.against, records) if args.against else None
+def score_supernets(args, settings, records: list[dict]) -> dict:
+    """Every genotype scored on each supernet of `args.supernet` (supernet.scoring), with the baselines."""
     trained = supernet_settings(args.supernet[0])
     scoring = scoring_from(trained, **{key: getattr(settings, key) for key in SCORING_KEYS})
     supernets = load_supernets(args.supernet, settings.untrained, settings.raw_weights)
@@ -298,7 +303,6 @@ def main(argv=None):
     if not validation:
         raise ConfigError(f"the supernet run's data has no {settings.split} split to score on")
     genotypes = [Genotype.from_dict(r["genotype"]) for r in records]
-    truth = [float(r["accuracy"]) for r in records]
     x, y = train[0]
     proxies = [proxy_scores(lambda g=g: Network(g, spec.C, spec.layers, spec.num_classes, stem=spec.stem,
                                                 in_channels=spec.in_channels), x, y) for g in genotypes]
@@ -311,7 +315,53 @@ def main(argv=None):
             by_run[-1].append(figures[scoring.metric])
             accuracy_by_run[-1].append(figures["accuracy"])
             print(f"{run} {k + 1}/{len(genotypes)} {records[k].get('name', '')}: shared-weight "
-                  f"{scoring.metric} {by_run[-1][-1]:.4f}, standalone {truth[k]:.4f}", flush=True)
+                  f"{scoring.metric} {by_run[-1][-1]:.4f}, standalone {records[k]['accuracy']:.4f}", flush=True)
+    return {"runs": [str(run) for run in args.supernet], "by_run": by_run, "accuracy_by_run": accuracy_by_run,
+            "proxies": proxies, "settings": vars(settings), "scoring": asdict(scoring),
+            "scored_images": sum(len(y) for _, y in validation)}
+
+
+def stored_scores(paths: list[Path], records: list[dict]) -> dict:
+    """What score_supernets returns, read from earlier outputs of this tool instead (their runs in
+    turn): the same scores ranked against another ground truth (an updated one, say) in seconds.
+    Every file must have scored every genotype, the same way."""
+    parts = []
+    for path in paths:
+        try:
+            out = json.loads(path.read_text())
+            by_key = {genotype_key(g["genotype"]): g for g in out["genotypes"]}
+            runs, scoring = [r["supernet"] for r in out["runs"]], out["scoring"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"--scores {path}: not a tools/ranking.py output ({e})") from None
+        missing = [r.get("name", "") for r in records if genotype_key(r["genotype"]) not in by_key]
+        if missing:
+            raise ConfigError(f"--scores {path}: it did not score {len(missing)} of these genotypes ({missing[0]!r} ...)")
+        if parts and scoring != parts[0][1]["scoring"]:
+            raise ConfigError(f"--scores {path}: scored otherwise than {paths[0]} ({scoring} against "
+                              f"{parts[0][1]['scoring']}); rank one scoring at a time")
+        stored = [by_key[genotype_key(r["genotype"])] for r in records]
+        if any(len(g.get("shared_weight_accuracies", ())) != len(runs) for g in stored):
+            raise ConfigError(f"--scores {path}: it lacks each run's accuracies (an older output): score it again")
+        parts.append((runs, out, stored))
+    stored = parts[0][2]
+    return {"runs": [run for runs, _, _ in parts for run in runs],
+            "by_run": [[g["shared_weights"][k] for g in part] for runs, _, part in parts for k in range(len(runs))],
+            "accuracy_by_run": [[g["shared_weight_accuracies"][k] for g in part]
+                                for runs, _, part in parts for k in range(len(runs))],
+            "proxies": [{name: g[name] for name in PROXIES} for g in stored],
+            "settings": parts[0][1]["settings"], "scoring": parts[0][1]["scoring"],
+            "scored_images": parts[0][1]["scored_images"]}
+
+
+@command
+def main(argv=None):
+    args, settings = parse_args(argv)
+    start = time.perf_counter()
+    records, sources = pooled_ground_truth(args.ground_truth)
+    earlier = read_earlier(args.against, records) if args.against else None
+    scored = stored_scores(args.scores, records) if args.scores else score_supernets(args, settings, records)
+    truth = [float(r["accuracy"]) for r in records]
+    by_run, accuracy_by_run, proxies = scored["by_run"], scored["accuracy_by_run"], scored["proxies"]
     shared, accuracy = np.mean(by_run, axis=0).tolist(), np.mean(accuracy_by_run, axis=0).tolist()
     baselines = {name: [p[name] for p in proxies] for name in proxies[0]}
     widths = baselines["concat_width"]
@@ -325,12 +375,14 @@ def main(argv=None):
         "against": compare_with(args.against, earlier, shared, truth, widths) if earlier else None,
         "ceiling": seed_ceiling(records), "agreement": agreement(by_run),
         "runs": [{"supernet": run, **rank_figures(run_scores, truth), "accuracy_ratio": float(np.mean(acc) / np.mean(truth))}
-                 for run, run_scores, acc in zip(args.supernet, by_run, accuracy_by_run)],
-        "ground_truth": [str(path) for path in args.ground_truth], "settings": vars(settings), "scoring": asdict(scoring),
-        "scored_images": sum(len(y) for _, y in validation),
+                 for run, run_scores, acc in zip(scored["runs"], by_run, accuracy_by_run)],
+        "ground_truth": [str(path) for path in args.ground_truth], "scores_from": [str(p) for p in args.scores or []],
+        **{key: scored[key] for key in ("settings", "scoring", "scored_images")},
         "genotypes": [{"name": r.get("name"), "genotype": r["genotype"], "standalone": t, "shared_weight": s,
-                       "shared_weights": list(run_scores), "shared_weight_accuracy": a, **p}
-                      for r, t, s, run_scores, a, p in zip(records, truth, shared, zip(*by_run), accuracy, proxies)],
+                       "shared_weights": list(run_scores), "shared_weight_accuracy": a,
+                       "shared_weight_accuracies": list(run_accuracies), **p}
+                      for r, t, s, run_scores, a, run_accuracies, p
+                      in zip(records, truth, shared, zip(*by_run), accuracy, zip(*accuracy_by_run), proxies)],
         "wall_time_s": round(time.perf_counter() - start, 1), "threads": torch.get_num_threads(),
     }
     write_json(args.json, result)
