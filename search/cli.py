@@ -24,7 +24,7 @@ import yaml
 from supernet.errors import MissingFileError
 from supernet.genotype import Genotype
 from supernet.genotype_source import resolve_genotype
-from supernet.runtime.checkpoint import CheckpointError, load_supernet
+from supernet.runtime.checkpoint import CheckpointError, load_supernets
 from supernet.runtime.cli import command
 from supernet.runtime.config import CONFIG_FILE, ConfigError, load_config
 from supernet.runtime.data import make_loaders, set_epoch, take_batches
@@ -76,12 +76,12 @@ def size_limit(limit: int | str | dict | None, metric: str, target: Constraints)
     return target.size(resolve_genotype(limit)[0])[metric]
 
 
-def build_evaluator(cfg: SearchConfig, trained: dict, net, data, device) -> Evaluator:
+def build_evaluator(cfg: SearchConfig, trained: dict, nets: list, data, device) -> Evaluator:
     """Scoring (fine-tuning, BN calibration) on the first training batches of epoch 0; validation on the val split."""
     set_epoch(data.train, 0)
     constraints = None
     if cfg.max_params is not None or cfg.max_macs is not None:
-        shape = net.spec
+        shape = nets[0].spec
         target = Constraints(cfg.target_C or shape.C, cfg.target_layers or shape.layers, shape.num_classes,
                              cfg.target_image_size or data.image_size, shape.in_channels)
         constraints = replace(target, max_params=size_limit(cfg.max_params, "params", target),
@@ -89,7 +89,7 @@ def build_evaluator(cfg: SearchConfig, trained: dict, net, data, device) -> Eval
     scoring, channels_last = cfg.scoring(trained), uses_channels_last(trained.get("channels_last"), device)
     train = take_batches(data.train, scoring.train_batches, device, channels_last)
     validation = take_batches(data.val, cfg.eval_batches, device, channels_last) if data.val is not None else []
-    return Evaluator(net, train, validation, constraints, mixed_precision(cfg.amp, device)[0], scoring, channels_last)
+    return Evaluator(nets, train, validation, constraints, mixed_precision(cfg.amp, device)[0], scoring, channels_last)
 
 
 
@@ -99,12 +99,13 @@ def search(cfg: SearchConfig, out) -> dict | None:
     out = Path(out)
     with distributed_session(cfg.device) as dist:
         trained = supernet_settings(cfg.supernet)
-        net = load_supernet(cfg.supernet, untrained=cfg.untrained).to(dist.device).eval()
-        check_supernet(net, trained, cfg.supernet)
-        evaluator = build_evaluator(cfg, trained, net, loaders(cfg, trained), dist.device)
-        if cfg.relaxed:
-            return relaxed_search(cfg, net, trained, evaluator, out, dist)
-        strategy = create_strategy(cfg.strategy, net.space, seed=cfg.seed, **cfg.strategy_options)
+        nets = [net.to(dist.device).eval() for net in
+                load_supernets(cfg.supernet, trained.get("branches", 1), untrained=cfg.untrained)]
+        check_supernet(nets[0], trained, cfg.supernet)
+        evaluator = build_evaluator(cfg, trained, nets, loaders(cfg, trained), dist.device)
+        if cfg.relaxed:   # the relaxation trains a copy of the first branch's weights where a run has several
+            return relaxed_search(cfg, nets[0], trained, evaluator, out, dist)
+        strategy = create_strategy(cfg.strategy, nets[0].space, seed=cfg.seed, **cfg.strategy_options)
         return run_search(cfg, strategy, evaluator, out, dist.is_main)
 
 

@@ -5,7 +5,8 @@ it stands for (see `search.constraints`); one that breaks them is rejected
 unscored (reward 0). Otherwise its reward is its score (supernet.scoring: the
 subnet's top-1 accuracy, or the mean probability of the true class, after an
 optional brief fine-tuning and BN recalibration on the training batches) on the
-held-out validation batches, never the test split. Both sets of batches are
+held-out validation batches, never the test split; on a run of several branches
+(supernet.train.BranchedRun), the mean of its scores on each. Both sets of batches are
 fixed once and held on the device, so every candidate is scored on the same
 images. Repeated genotypes come from a cache. Under torchrun the candidates of
 one call are shared out across ranks and the records gathered on every rank.
@@ -24,24 +25,25 @@ from .constraints import Constraints
 
 
 class Evaluator:
-    """Scores candidates (see the module docstring); `train` holds at least `scoring.train_batches`;
-    `channels_last` where the batches were taken so."""
+    """Scores candidates (see the module docstring) on `supernets` (a run's, load_supernets); `train`
+    holds at least `scoring.train_batches`; `channels_last` where the batches were taken so."""
 
-    def __init__(self, supernet, train, validation, constraints: Constraints | None = None,
+    def __init__(self, supernets: list, train, validation, constraints: Constraints | None = None,
                  autocast=contextlib.nullcontext, scoring: Scoring = DEFAULT_SCORING, channels_last: bool = False):
         if not validation:
             raise UserError("the search needs validation images; the supernet run has no validation split "
                              "(train it with val_fraction above 0)")
-        self.supernet = supernet
+        self.supernets = supernets
         self.train, self.validation = train, validation
         self.constraints = constraints
         self.autocast, self.scoring, self.channels_last = autocast, scoring, channels_last
         self.cache: dict = {}
 
     def score(self, genotype) -> float:
-        """The validation score of the subnet of `genotype` (supernet.scoring: accuracy unless told otherwise)."""
-        return score(self.supernet, genotype, self.train, self.validation, self.scoring, self.autocast,
-                     self.channels_last)
+        """The validation score of the subnet of `genotype` (supernet.scoring: accuracy unless told
+        otherwise), its mean over the supernets."""
+        return sum(score(net, genotype, self.train, self.validation, self.scoring, self.autocast, self.channels_last)
+                   for net in self.supernets) / len(self.supernets)
 
     def record(self, genotype) -> dict:
         """{reward, score, rejected (reason or None), params, macs, seconds, cached} of one genotype."""

@@ -9,14 +9,19 @@ al.'s path dropout) and trains them, with `distill_paths` as many uniformly draw
 towards their predictions (in-place distillation, see distill_loss), with the config's optimizer,
 a per-update cosine schedule and gradient clipping, and averages the gradients over ranks. It
 checkpoints at the end of every epoch (and every `checkpoint_every` steps), and every `eval_every`
-epochs scores `eval_subnets` fixed random subnets on the validation split (supernet.scoring).
+epochs scores `eval_subnets` fixed random subnets on the validation split (supernet.scoring). With
+`branches` above 1 the run forks where the paths become single into that many continuations of the
+same weights, each with its own draws (BranchedRun), whose scores a genotype's score averages.
 Re-running the same command on the same run directory resumes exactly where the last checkpoint
 left off; on a finished run it does nothing. The run ends by writing `supernet.json`. The loop
 itself (checkpoints, resume, AMP, clipping, metrics) is supernet.runtime.loop's.
 """
 from __future__ import annotations
 
+import json
 import logging
+import math
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -29,18 +34,19 @@ from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
 
 from .model import SuperNetSpec
-from .runtime.checkpoint import seed_all
+from .runtime.checkpoint import LATEST, SUPERNET_FILE, load_checkpoint, seed_all
 from .runtime.cli import command
 from .runtime.config import ConfigError, load_config
 from .runtime.data import make_loaders, set_epoch, take_batches
-from .runtime.distributed import Dist, all_reduce_sum, broadcast_parameters, device_name, run_unless_finished
+from .runtime.distributed import Dist, all_reduce_sum, barrier, broadcast_parameters, device_name, run_unless_finished
+from .runtime.files import write_json
 from .runtime.loop import TrainLoop, batch_stats
 from .scoring import Metric, score_counts, scoring_from
 from .space import get_space
 
 log = logging.getLogger(__name__)
 
-SUMMARY_FILE = "supernet.json"
+SUMMARY_FILE = SUPERNET_FILE
 TRAIN_STREAM, EVAL_STREAM, DISTILL_STREAM = 0, 1, 2   # independent random streams derived from the seed
 
 
@@ -61,6 +67,9 @@ class TrainConfig:
     keep_decay: float = 1.0              # dropout: the share of the steps over which keep falls, then holds
     dropout_mix: Literal["sum", "sqrt", "mean"] = "mean"   # dropout: how a slot combines its kept choices
     distill_paths: int = 0               # single paths a step also trains towards the sampled paths' predictions
+    branches: int = 1                    # > 1: from the fork (keep_decay of the steps) on, that many continuations
+    #                                      of the same weights, branch k with the draws of seed + k; a genotype
+    #                                      scores the mean of its scores on them (BranchedRun)
     ema_decay: float = 0.0               # > 0: keep, score and save an exponential moving average of the weights
     stem: Literal["auto", "cifar", "imagenet"] = "auto"    # auto: imagenet when image_size > 64
     dataset: str = "digits"
@@ -103,7 +112,8 @@ class TrainConfig:
             raise ConfigError(f"keep_decay must be in (0, 1], got {self.keep_decay}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        for key in ("C", "layers", "batch_size", "accum_steps", "paths_per_step", "epochs", "eval_every", "log_every"):
+        for key in ("C", "layers", "batch_size", "accum_steps", "paths_per_step", "branches", "epochs", "eval_every",
+                    "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
         if self.batch_size % self.accum_steps:
@@ -174,13 +184,14 @@ class Trainer(TrainLoop):
     summary_file = SUMMARY_FILE
     what = "supernet"
 
-    def __init__(self, cfg: TrainConfig, out: Path, dist: Dist):
+    def __init__(self, cfg: TrainConfig, out: Path, dist: Dist, branch: int = 0):
         super().__init__(cfg, out, dist, amp=cfg.amp, channels_last=cfg.channels_last, grad_clip=cfg.grad_clip,
                          log_every=cfg.log_every, accum_steps=cfg.accum_steps, max_steps=cfg.max_steps,
                          checkpoint_every=cfg.checkpoint_every)
         self.space = get_space(cfg.space)
+        self.draws = cfg.seed + branch   # the seed of the paths and the batch order (BranchedRun)
         self.data = d = make_loaders(cfg.dataset, cfg.data_dir, cfg.batch_size, image_size=cfg.image_size,
-                                     val_fraction=cfg.val_fraction, workers=cfg.workers, seed=cfg.seed,
+                                     val_fraction=cfg.val_fraction, workers=cfg.workers, seed=self.draws,
                                      download=cfg.download, rank=dist.rank, world_size=dist.world_size)
         stem = cfg.stem if cfg.stem != "auto" else ("imagenet" if d.image_size > 64 else "cifar")
         spec = SuperNetSpec(cfg.space, cfg.C, cfg.layers, d.num_classes, d.in_channels, stem, op_bn=cfg.op_bn,
@@ -212,11 +223,11 @@ class Trainer(TrainLoop):
 
     def step_inputs(self) -> tuple:
         cfg = self.cfg
-        paths = sample_paths(self.space, cfg.seed, self.step, cfg.sampling, cfg.paths_per_step,
+        paths = sample_paths(self.space, self.draws, self.step, cfg.sampling, cfg.paths_per_step,
                              keep_share(cfg, self.step, self.total_steps),
                              cfg.dropout_mix)
         return ([{k: [w.to(self.dist.device) for w in v] if k == "weights" else v for k, v in path.items()}
-                 for path in paths], distill_students(self.space, cfg.seed, self.step, cfg.distill_paths))
+                 for path in paths], distill_students(self.space, self.draws, self.step, cfg.distill_paths))
 
     def train_step(self, x, y, paths, students) -> torch.Tensor:
         """Forward/backward of each of `paths` (the supernet's forward arguments) over the micro-batches,
@@ -300,9 +311,67 @@ def _count(net) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
+def fork_step(cfg: TrainConfig, total_steps: int) -> int:
+    """The first step at which path dropout keeps keep_end (single paths, in the configs' recipe): where
+    the branches of a run fork."""
+    return math.ceil(cfg.keep_decay * (total_steps - 1))
+
+
+class BranchedRun:
+    """A run of `branches` > 1: the trunk trains in `out` up to the fork (fork_step), then branch k in
+    `out/branch<k>` starts from the trunk's checkpoint and trains to the end with the draws (paths and
+    batch order) of seed + k, as a run of that seed resumed from there would. The branches are the
+    run's supernets: a genotype's score is the mean of its scores on each (load_supernets). The
+    single-path steps after the fork cost little beside the dense mixture's before it, and one
+    supernet's ranking depends much on its draws, the mean of several less (README, "Branches").
+    Each branch is a run directory of its own, resumed where it stopped; `max_steps` counts each
+    branch's steps from 0, as a plain run's."""
+
+    def __init__(self, cfg: TrainConfig, out: Path, dist: Dist):
+        self.cfg, self.out, self.dist = cfg, Path(out), dist
+
+    def run(self) -> dict | None:
+        cfg, out, dist = self.cfg, self.out, self.dist
+        trunk = Trainer(cfg, out, dist)
+        fork = fork_step(cfg, trunk.total_steps)
+        trunk.max_steps = fork if cfg.max_steps is None else min(fork, cfg.max_steps)
+        branches = [out / f"branch{k}" for k in range(cfg.branches)]
+        if not (branches[-1] / LATEST).exists():
+            trunk.run()
+            if trunk.step < fork:
+                return None
+            if dist.is_main:
+                for where in branches:
+                    where.mkdir(exist_ok=True)
+                    if not (where / LATEST).exists():
+                        shutil.copy(out / LATEST, where / LATEST)
+            barrier()
+        del trunk
+        summaries = []
+        for k, where in enumerate(branches):
+            finished = where / SUMMARY_FILE
+            summary = (json.loads(finished.read_text()) if finished.exists()
+                       else Trainer(cfg, where, dist, branch=k).run())
+            if summary is None:
+                return None
+            summaries.append(summary)
+        trunk_time = load_checkpoint(out)["train_time"]
+        accs = [s["val_acc"] for s in summaries]
+        val_acc = np.mean(accs, axis=0).tolist() if all(accs) else None
+        summary = {**summaries[0], "val_acc": val_acc, "val_acc_mean": float(np.mean(val_acc)) if val_acc else None,
+                   "wall_time_s": round(trunk_time + sum(s["wall_time_s"] - trunk_time for s in summaries), 3),
+                   "fork_step": fork, "branches": summaries}
+        if dist.is_main:
+            write_json(out / SUMMARY_FILE, summary, indent=2)
+            log.info("done: %s (%d branches)", out / SUMMARY_FILE, len(summaries))
+        return summary
+
+
 def train(cfg: TrainConfig, out) -> dict | None:
     """Train (or resume, or do nothing if finished) the run in `out`; the summary, None if stopped early."""
-    return run_unless_finished(out, SUMMARY_FILE, cfg.device, lambda dist: Trainer(cfg, out, dist))
+    def runner(dist):
+        return Trainer(cfg, out, dist) if cfg.branches == 1 else BranchedRun(cfg, out, dist)
+    return run_unless_finished(out, SUMMARY_FILE, cfg.device, runner)
 
 
 @command

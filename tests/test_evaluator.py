@@ -61,12 +61,25 @@ def test_recalibrated_statistics_are_those_of_the_calibration_batches(supernet):
         assert bn.num_batches_tracked.item() == len(calibration)
 
 
+
+def test_on_several_supernets_the_score_is_the_mean_of_each_ones(supernet):
+    """A run of branches scores on each of its supernets: the reward is the mean of the single scores."""
+    torch.manual_seed(1)
+    other = SuperNet(get_space("darts"), C=4, layers=3, num_classes=10, in_channels=1).eval()
+    genotype = get_space("darts").sample(2)
+    calibration, validation = batches(2, seed=1), batches(3, seed=2)
+    scoring = Scoring(metric="probability")
+    alone = [Evaluator([net], calibration, validation, scoring=scoring).score(genotype) for net in (supernet, other)]
+    assert alone[0] != alone[1]
+    both = Evaluator([supernet, other], calibration, validation, scoring=scoring).score(genotype)
+    assert both == pytest.approx(sum(alone) / 2)
+
 def test_score_is_eval_mode_accuracy_or_true_class_probability_of_the_recalibrated_subnet_and_leaves_the_supernet_alone(
         supernet):
     genotype = get_space("darts").sample(1)
     calibration, validation = batches(2, seed=1), batches(3, seed=2)
     before = copy.deepcopy(supernet.state_dict())
-    score = Evaluator(supernet, calibration, validation).score(genotype)
+    score = Evaluator([supernet], calibration, validation).score(genotype)
 
     net = supernet.subnet(genotype).train()
     for bn in batch_norms(net):
@@ -80,9 +93,9 @@ def test_score_is_eval_mode_accuracy_or_true_class_probability_of_the_recalibrat
         likelihood = sum(net(x).softmax(1)[torch.arange(len(y)), y].sum().item() for x, y in validation)
         loss = sum(F.cross_entropy(net(x), y, reduction="sum").item() for x, y in validation)
     assert score == hits / 48
-    probability = Evaluator(supernet, calibration, validation, scoring=Scoring(metric="probability")).score(genotype)
+    probability = Evaluator([supernet], calibration, validation, scoring=Scoring(metric="probability")).score(genotype)
     assert probability == pytest.approx(likelihood / 48, rel=1e-6) and probability != score
-    log_probability = Evaluator(supernet, calibration, validation,
+    log_probability = Evaluator([supernet], calibration, validation,
                                 scoring=Scoring(metric="log_probability")).score(genotype)
     assert log_probability == pytest.approx(-loss / 48, rel=1e-6)   # the negative validation loss
     for key, value in supernet.state_dict().items():
@@ -100,8 +113,8 @@ def test_finetuned_score_is_that_of_the_subnet_after_plain_sgd_with_a_cosine_sch
     train, validation = batches(3, seed=3), batches(2, seed=4)
     scoring = Scoring(calibration_batches=2, finetune_steps=5, finetune_lr=0.1)
     before = copy.deepcopy(supernet.state_dict())
-    score = Evaluator(supernet, train, validation, scoring=scoring).score(genotype)
-    online = Evaluator(supernet, train, validation,
+    score = Evaluator([supernet], train, validation, scoring=scoring).score(genotype)
+    online = Evaluator([supernet], train, validation,
                        scoring=replace(scoring, metric="finetune_probability")).score(genotype)
 
     # independently: torch's SGD and cosine schedule over the training batches in turn, and the
@@ -123,7 +136,7 @@ def test_finetuned_score_is_that_of_the_subnet_after_plain_sgd_with_a_cosine_sch
         hits = sum((net(x).argmax(1) == y).sum().item() for x, y in validation)
     assert score == hits / 32
     assert online == pytest.approx(np.mean(before_steps), rel=1e-6)
-    assert hits / 32 != Evaluator(supernet, train, validation).score(genotype)   # the steps changed the subnet
+    assert hits / 32 != Evaluator([supernet], train, validation).score(genotype)   # the steps changed the subnet
     for key, value in supernet.state_dict().items():
         assert torch.equal(value, before[key]), key
 
@@ -151,7 +164,7 @@ def test_cache_and_constraints(supernet):
     sizes = [Constraints(C=4, layers=3, num_classes=10, image_size=8, in_channels=1).size(g) for g in genotypes]
     limit = int(np.median([s["params"] for s in sizes]))
     constraints = Constraints(C=4, layers=3, num_classes=10, image_size=8, in_channels=1, max_params=limit)
-    evaluator = CountingEvaluator(supernet, batches(1), batches(1), constraints)
+    evaluator = CountingEvaluator([supernet], batches(1), batches(1), constraints)
     records = evaluator.evaluate(genotypes + [genotypes[0]])
     allowed = [g for g, s in zip(genotypes, sizes) if s["params"] <= limit]
     assert 0 < len(allowed) < len(genotypes)
@@ -179,7 +192,7 @@ def _sharded_worker(rank, store, out):
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     torch.manual_seed(0)
     net = SuperNet(get_space("darts"), C=4, layers=3, num_classes=10, in_channels=1).eval()
-    evaluator = CountingEvaluator(net, batches(1), batches(1))
+    evaluator = CountingEvaluator([net], batches(1), batches(1))
     space = get_space("darts")
     genotypes = [space.sample(s) for s in range(5)]
     records = evaluator.evaluate(genotypes + [genotypes[2]])

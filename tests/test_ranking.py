@@ -2,11 +2,13 @@
 trained on digits, its figures recomputed with scipy from the per-genotype scores it writes."""
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import yaml
 from scipy.stats import kendalltau
 from tools_module import ROOT, load_tool
 
@@ -238,3 +240,25 @@ def rounded(value):
     if isinstance(value, list):
         return [rounded(v) for v in value]
     return round(value, 9) if isinstance(value, float) else value
+
+
+def test_a_run_of_branches_ranks_as_its_branches_given_as_runs(supernets, tmp_path):
+    """A run of branches=2 whose branches are the two supernets ranks as `--supernet` of both does."""
+    _, records = ground_truth(tmp_path / "truth.jsonl")
+    branched = tmp_path / "branched"
+    branched.mkdir()
+    settings = yaml.safe_load((supernets[0] / "config.yaml").read_text())
+    (branched / "config.yaml").write_text(yaml.safe_dump({**settings, "branches": 2}))
+    for k, run in enumerate(supernets):
+        shutil.copytree(run, branched / f"branch{k}")
+    overrides = ("eval_batches=1", "calibration_batches=1")
+    for name, runs in (("both", supernets), ("branched", [branched])):
+        done = rank(runs, tmp_path / "truth.jsonl", tmp_path / f"{name}.json", *overrides)
+        assert done.returncode == 0, done.stderr
+    both, branches = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("both", "branched"))
+    assert [r["supernet"] for r in branches["runs"]] == [f"{branched}/branch{k}" for k in range(2)]
+    assert [g["shared_weights"] for g in branches["genotypes"]] == [g["shared_weights"] for g in both["genotypes"]]
+    assert branches["kendall_tau"] == both["kendall_tau"] and branches["agreement"] == both["agreement"]
+    shutil.rmtree(branched / "branch1")
+    done = rank([branched], tmp_path / "truth.jsonl", tmp_path / "half.json", *overrides)
+    assert done.returncode == 2 and "finished 1 of its 2 branches" in done.stderr

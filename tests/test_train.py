@@ -11,10 +11,14 @@ import pytest
 import torch
 
 import supernet.train as train_module
+from search.cli import build_evaluator, loaders, supernet_settings
+from search.cli import main as search_main
+from search.config import SearchConfig
 from search.evaluator import Evaluator
 from supernet.genotype import Genotype
 from supernet.model import build_supernet
 from supernet.runtime.checkpoint import LATEST, load_checkpoint, load_supernet
+from supernet.runtime.config import from_dict, read_yaml
 from supernet.runtime.data import make_loaders, set_epoch, take_batches
 from supernet.runtime.metrics import read_metrics
 from supernet.space import get_space
@@ -222,7 +226,7 @@ def test_reported_subnet_accuracies_are_the_search_evaluators_scores(uninterrupt
     summary = json.loads((out / "supernet.json").read_text())
     data = make_loaders("digits", "", 64, val_fraction=0.2, workers=0)
     set_epoch(data.train, 0)
-    evaluator = Evaluator(load_supernet(out).eval(), take_batches(data.train, 5, "cpu"),
+    evaluator = Evaluator([load_supernet(out).eval()], take_batches(data.train, 5, "cpu"),
                           take_batches(data.val, 2, "cpu"))
     assert summary["val_acc"] == [evaluator.score(Genotype.from_dict(g)) for g in summary["eval_subnets"]]
 
@@ -240,3 +244,41 @@ def test_a_run_with_shared_ops_trains_and_reloads_them_shared(tmp_path):
                              share_ops="inputs").state_dict()
     changed = [k for k, v in state["model"].items() if k.startswith("cells.") and not torch.equal(v, initial[k])]
     assert changed and all(torch.equal(net.state_dict()[k], state["model"][k]) for k in changed)
+
+
+def test_a_branched_run_is_its_trunk_then_each_branch_a_run_of_seed_plus_k_resumed_from_it(tmp_path):
+    """branches=2: the trunk in the run dir equals a plain run stopped at the fork; branch k equals a
+    plain run of seed k resumed from the trunk's checkpoint (here with a stop and resume of its own);
+    the summary averages the branches' subnet accuracies, and nas-search scores the mean of both."""
+    schedule = ["epochs=1", "sampling=dropout", "keep_start=1.0", "keep_end=0.0", "keep_decay=0.4"]
+    steps = STEPS // 2
+    fork = int(np.ceil(0.4 * (steps - 1)))   # mid-epoch: each branch replays the epoch's start in its own order
+    out = tmp_path / "branched"
+    main(["--out", str(out), *TINY, *schedule, "branches=2", f"max_steps={fork + 3}"])   # stops in branch 0
+    assert not (out / "supernet.json").exists() and load_checkpoint(out / "branch0")["step"] == fork + 3
+    main(["--out", str(out), *TINY, *schedule, "branches=2"])
+    trunk = train(tmp_path / "trunk", *schedule, f"max_steps={fork}")
+    assert trunk["step"] == load_checkpoint(out)["step"] == fork
+    assert all(torch.equal(v, trunk["model"][k]) for k, v in load_checkpoint(out)["model"].items())
+    accs = []
+    for k in range(2):
+        alone = tmp_path / f"seed{k}"
+        alone.mkdir()
+        (alone / LATEST).write_bytes((tmp_path / "trunk" / LATEST).read_bytes())
+        expected, branch = train(alone, *schedule, f"seed={k}"), load_checkpoint(out / f"branch{k}")
+        assert expected["step"] == branch["step"] == steps
+        assert all(torch.equal(v, expected["model"][name]) for name, v in branch["model"].items())
+        accs.append(json.loads((out / f"branch{k}" / "supernet.json").read_text())["val_acc"])
+    branches = [load_checkpoint(out / f"branch{k}")["model"] for k in range(2)]
+    assert not all(torch.equal(branches[0][k], branches[1][k]) for k in branches[0])
+    summary = json.loads((out / "supernet.json").read_text())
+    assert summary["fork_step"] == fork and len(summary["branches"]) == 2
+    assert summary["val_acc"] == pytest.approx(np.mean(accs, axis=0).tolist())
+    search_main(["--out", str(tmp_path / "search"), f"supernet={out}", "strategy=random", "budget=1",
+                 "calibration_batches=2", "eval_batches=2", "workers=0"])
+    first = json.loads((tmp_path / "search" / "search.json").read_text())["history"][0]
+    cfg = from_dict(SearchConfig, read_yaml(tmp_path / "search" / "config.yaml"))
+    trained = supernet_settings(out)
+    alone = [build_evaluator(cfg, trained, [load_supernet(out / f"branch{k}").eval()], loaders(cfg, trained),
+                             torch.device("cpu")).score(Genotype.from_dict(first["genotype"])) for k in range(2)]
+    assert alone[0] != alone[1] and first["score"] == pytest.approx(np.mean(alone))

@@ -71,7 +71,7 @@ def main(argv=None):
     validation = take_batches(data.val, args.eval_batches, device)
     net = SuperNet(space, C=args.C, layers=args.layers, num_classes=data.num_classes,
                    in_channels=data.in_channels).to(device).eval()
-    evaluator = Evaluator(net, calibration, validation)
+    evaluator = Evaluator([net], calibration, validation)
     genotypes = [space.sample(args.seed + k) for k in range(args.genotypes + 1)]
     evaluator.record(genotypes[-1])     # warm-up
     evals, forwards, ratios = [], [], []

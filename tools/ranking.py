@@ -33,7 +33,8 @@ concatenate as many states (`pairs` of them): the order that `concat_width`, the
 fine-tuning leans on most, cannot give. `--against EARLIER` (an OUT of this tool: another supernet, scoring, or the
 untrained control) adds `against`, the same paired difference from that ranking (and in its
 `equal_width`, that over the pairs of equal width). With several
-runs (one shape, trained with other seeds, say) a genotype's score is the mean of theirs, `runs`
+runs (one shape, trained with other seeds, say; each branch of a run of several branches counts as
+one, named RUN/branch<k>) a genotype's score is the mean of theirs, `runs`
 holds the figures of each, and `agreement` the mean Kendall tau between their scores: how far a
 supernet's ranking repeats when it is trained again. `--scores EARLIER` in place of `--supernet`
 scores nothing: it ranks the scores (each run's) of an earlier OUT against these ground-truth files,
@@ -58,7 +59,7 @@ from search.cli import supernet_settings
 from search.proxies import PROXIES, proxy_scores
 from supernet.genotype import Genotype
 from supernet.network import Network
-from supernet.runtime.checkpoint import load_supernet
+from supernet.runtime.checkpoint import load_supernets
 from supernet.runtime.cli import command
 from supernet.runtime.config import ConfigError, from_dict, parse_value
 from supernet.runtime.data import make_loaders, set_epoch, take_batches
@@ -270,14 +271,19 @@ def compare_with(path: Path, earlier: dict[int, float], shared: list[float], tru
                             **tau_gap(mine, other, common_truth, common_widths)}}
 
 
-def load_supernets(runs: list[str], untrained: bool, raw_weights: bool) -> list:
-    """The supernets of `runs`, which must share their shape (the first one's data scores them all);
-    with `untrained`, each at initialisation (seed 0) instead; with `raw_weights`, the trained weights
-    even where a run keeps their moving average (load_supernet)."""
-    supernets = [load_supernet(run, raw=raw_weights, untrained=untrained).eval() for run in runs]
+def load_runs(runs: list[str], untrained: bool, raw_weights: bool) -> tuple[list[str], list]:
+    """The supernets of `runs` (a run of several branches gives each, named RUN/branch<k>) and their
+    names; they must share their shape (the first one's data scores them all). With `untrained`, each
+    run's at initialisation (seed 0) instead; with `raw_weights`, the trained weights even where a run
+    keeps their moving average (load_supernet)."""
+    names, supernets = [], []
+    for run in runs:
+        nets = load_supernets(run, supernet_settings(run).get("branches", 1), raw=raw_weights, untrained=untrained)
+        names += [str(run)] if len(nets) == 1 else [f"{run}/branch{k}" for k in range(len(nets))]
+        supernets += [net.eval() for net in nets]
     if any(net.spec != supernets[0].spec for net in supernets):
         raise ConfigError(f"the supernets {', '.join(runs)} differ in shape; rank one shape at a time")
-    return supernets
+    return names, supernets
 
 
 def agreement(scores_by_run: list[list[float]]) -> float | None:
@@ -291,7 +297,7 @@ def score_supernets(args, settings, records: list[dict]) -> dict:
     """Every genotype scored on each supernet of `args.supernet` (supernet.scoring), with the baselines."""
     trained = supernet_settings(args.supernet[0])
     scoring = scoring_from(trained, **{key: getattr(settings, key) for key in SCORING_KEYS})
-    supernets = load_supernets(args.supernet, settings.untrained, settings.raw_weights)
+    names, supernets = load_runs(args.supernet, settings.untrained, settings.raw_weights)
     spec = supernets[0].spec
     data = make_loaders(settings.dataset or trained["dataset"], settings.data_dir or trained["data_dir"],
                         settings.batch_size, image_size=settings.image_size or trained["image_size"],
@@ -307,7 +313,7 @@ def score_supernets(args, settings, records: list[dict]) -> dict:
     proxies = [proxy_scores(lambda g=g: Network(g, spec.C, spec.layers, spec.num_classes, stem=spec.stem,
                                                 in_channels=spec.in_channels), x, y) for g in genotypes]
     by_run, accuracy_by_run = [], []
-    for run, supernet in zip(args.supernet, supernets):
+    for run, supernet in zip(names, supernets):
         by_run.append([])
         accuracy_by_run.append([])
         for k, g in enumerate(genotypes):
@@ -316,7 +322,7 @@ def score_supernets(args, settings, records: list[dict]) -> dict:
             accuracy_by_run[-1].append(figures["accuracy"])
             print(f"{run} {k + 1}/{len(genotypes)} {records[k].get('name', '')}: shared-weight "
                   f"{scoring.metric} {by_run[-1][-1]:.4f}, standalone {records[k]['accuracy']:.4f}", flush=True)
-    return {"runs": [str(run) for run in args.supernet], "by_run": by_run, "accuracy_by_run": accuracy_by_run,
+    return {"runs": names, "by_run": by_run, "accuracy_by_run": accuracy_by_run,
             "proxies": proxies, "settings": vars(settings), "scoring": asdict(scoring),
             "scored_images": sum(len(y) for _, y in validation)}
 

@@ -33,6 +33,7 @@ from ..model import SuperNet, SuperNetSpec
 log = logging.getLogger(__name__)
 
 LATEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
+SUPERNET_FILE = "supernet.json"   # the summary a finished supernet-train run writes
 
 
 class CheckpointError(UserError):
@@ -206,3 +207,18 @@ def load_supernet(run_dir, map_location="cpu", raw: bool = False, untrained: boo
     if not untrained:
         net.load_state_dict(state["model"] if raw else state.get("ema", state["model"]))
     return net
+
+
+def load_supernets(run_dir, branches: int = 1, map_location="cpu", raw: bool = False,
+                   untrained: bool = False) -> list[SuperNet]:
+    """The supernets whose scores a genotype's score averages: the run's own (load_supernet), or, for a
+    run of `branches` > 1 (its config's, supernet.train.BranchedRun), each branch's; untrained, the one
+    supernet at initialisation, which the branches share."""
+    if branches == 1 or untrained:
+        return [load_supernet(run_dir, map_location, raw, untrained)]
+    where = [Path(run_dir) / f"branch{k}" for k in range(branches)]
+    trained = sum((w / SUPERNET_FILE).exists() for w in where)
+    if trained < branches:
+        raise MissingFileError(f"{run_dir} has finished {trained} of its {branches} branches; re-run its "
+                               "supernet-train command to finish the others")
+    return [load_supernet(w, map_location, raw) for w in where]
