@@ -52,7 +52,7 @@ def supernet_evaluator(supernet_dir):
     cfg = SearchConfig(supernet=str(supernet_dir), device="cpu")
     net = load_supernet(supernet_dir)
     trained = supernet_settings(supernet_dir)
-    return build_evaluator(cfg, trained, net.eval(), loaders(cfg, trained), torch.device("cpu"))
+    return build_evaluator(cfg, trained, [net.eval()], loaders(cfg, trained), torch.device("cpu"))
 
 
 @pytest.mark.slow

@@ -43,7 +43,7 @@ def test_a_genotype_sets_nas_search_size_limits():
     data = make_loaders("digits", "", 64, val_fraction=0.2, workers=0)
     g = get_space("darts").sample(2)
     cfg = SearchConfig(supernet="unused", max_params=g.to_dict(), max_macs="darts_v2", target_C=16, target_layers=8)
-    limits = build_evaluator(cfg, {}, net, data, torch.device("cpu")).constraints
+    limits = build_evaluator(cfg, {}, [net], data, torch.device("cpu")).constraints
     target = Constraints(16, 8, 10, 8, in_channels=1)
     assert limits.max_params == target.size(g)["params"] and limits.max_macs == target.size(zoo.get("darts_v2"))["macs"]
 
