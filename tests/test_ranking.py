@@ -244,7 +244,7 @@ def rounded(value):
 
 def test_a_run_of_branches_ranks_as_its_branches_given_as_runs(supernets, tmp_path):
     """A run of branches=2 whose branches are the two supernets ranks as `--supernet` of both does."""
-    _, records = ground_truth(tmp_path / "truth.jsonl")
+    ground_truth(tmp_path / "truth.jsonl")
     branched = tmp_path / "branched"
     branched.mkdir()
     settings = yaml.safe_load((supernets[0] / "config.yaml").read_text())
