@@ -331,32 +331,30 @@ def stored_scores(paths: list[Path], records: list[dict]) -> dict:
     """What score_supernets returns, read from earlier outputs of this tool instead (their runs in
     turn): the same scores ranked against another ground truth (an updated one, say) in seconds.
     Every file must have scored every genotype, the same way."""
-    parts = []
+    runs, by_run, accuracy_by_run, first = [], [], [], None
     for path in paths:
         try:
             out = json.loads(path.read_text())
             by_key = {genotype_key(g["genotype"]): g for g in out["genotypes"]}
-            runs, scoring = [r["supernet"] for r in out["runs"]], out["scoring"]
+            names = [r["supernet"] for r in out["runs"]]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"--scores {path}: not a tools/ranking.py output ({e})") from None
         missing = [r.get("name", "") for r in records if genotype_key(r["genotype"]) not in by_key]
         if missing:
             raise ConfigError(f"--scores {path}: it did not score {len(missing)} of these genotypes ({missing[0]!r} ...)")
-        if parts and scoring != parts[0][1]["scoring"]:
-            raise ConfigError(f"--scores {path}: scored otherwise than {paths[0]} ({scoring} against "
-                              f"{parts[0][1]['scoring']}); rank one scoring at a time")
+        if first and out["scoring"] != first["scoring"]:
+            raise ConfigError(f"--scores {path}: scored otherwise than {paths[0]} ({out['scoring']} against "
+                              f"{first['scoring']}); rank one scoring at a time")
         stored = [by_key[genotype_key(r["genotype"])] for r in records]
-        if any(len(g.get("shared_weight_accuracies", ())) != len(runs) for g in stored):
+        if any(len(g.get("shared_weight_accuracies", ())) != len(names) for g in stored):
             raise ConfigError(f"--scores {path}: it lacks each run's accuracies (an older output): score it again")
-        parts.append((runs, out, stored))
-    stored = parts[0][2]
-    return {"runs": [run for runs, _, _ in parts for run in runs],
-            "by_run": [[g["shared_weights"][k] for g in part] for runs, _, part in parts for k in range(len(runs))],
-            "accuracy_by_run": [[g["shared_weight_accuracies"][k] for g in part]
-                                for runs, _, part in parts for k in range(len(runs))],
-            "proxies": [{name: g[name] for name in PROXIES} for g in stored],
-            "settings": parts[0][1]["settings"], "scoring": parts[0][1]["scoring"],
-            "scored_images": parts[0][1]["scored_images"]}
+        runs += names
+        by_run += [[g["shared_weights"][k] for g in stored] for k in range(len(names))]
+        accuracy_by_run += [[g["shared_weight_accuracies"][k] for g in stored] for k in range(len(names))]
+        first = first or {**out, "genotypes": stored}
+    return {"runs": runs, "by_run": by_run, "accuracy_by_run": accuracy_by_run,
+            "proxies": [{name: g[name] for name in PROXIES} for g in first["genotypes"]],
+            **{key: first[key] for key in ("settings", "scoring", "scored_images")}}
 
 
 @command
