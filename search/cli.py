@@ -100,10 +100,10 @@ def search(cfg: SearchConfig, out) -> dict | None:
     with distributed_session(cfg.device) as dist:
         trained = supernet_settings(cfg.supernet)
         nets = [net.to(dist.device).eval() for net in
-                load_supernets(cfg.supernet, trained.get("branches", 1), untrained=cfg.untrained)]
+                load_supernets(cfg.supernet, trained, untrained=cfg.untrained)]
         check_supernet(nets[0], trained, cfg.supernet)
         evaluator = build_evaluator(cfg, trained, nets, loaders(cfg, trained), dist.device)
-        if cfg.relaxed:   # the relaxation trains a copy of the first branch's weights where a run has several
+        if cfg.relaxed:   # the relaxation trains a copy of the first supernet's weights where a run has several
             return relaxed_search(cfg, nets[0], trained, evaluator, out, dist)
         strategy = create_strategy(cfg.strategy, nets[0].space, seed=cfg.seed, **cfg.strategy_options)
         return run_search(cfg, strategy, evaluator, out, dist.is_main)

@@ -5,8 +5,8 @@ it stands for (see `search.constraints`); one that breaks them is rejected
 unscored (reward 0). Otherwise its reward is its score (supernet.scoring: the
 subnet's top-1 accuracy, or the mean probability of the true class, after an
 optional brief fine-tuning and BN recalibration on the training batches) on the
-held-out validation batches, never the test split; on a run of several branches
-(supernet.train.BranchedRun), the mean of its scores on each. Both sets of batches are
+held-out validation batches, never the test split; on a run of several supernets
+(supernet.train's `runs` or `branches`), the mean of its scores on each. Both sets of batches are
 fixed once and held on the device, so every candidate is scored on the same
 images. Repeated genotypes come from a cache. Under torchrun the candidates of
 one call are shared out across ranks and the records gathered on every rank.

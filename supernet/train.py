@@ -11,7 +11,9 @@ a per-update cosine schedule and gradient clipping, and averages the gradients o
 checkpoints at the end of every epoch (and every `checkpoint_every` steps), and every `eval_every`
 epochs scores `eval_subnets` fixed random subnets on the validation split (supernet.scoring). With
 `branches` above 1 the run forks where the paths become single into that many continuations of the
-same weights, each with its own draws (BranchedRun), whose scores a genotype's score averages.
+same weights, each with its own draws (BranchedRun); with `runs` above 1 it is that many
+independent runs of successive seeds (IndependentRuns): a genotype's score averages its scores on
+each of a run's supernets.
 Re-running the same command on the same run directory resumes exactly where the last checkpoint
 left off; on a finished run it does nothing. The run ends by writing `supernet.json`. The loop
 itself (checkpoints, resume, AMP, clipping, metrics) is supernet.runtime.loop's.
@@ -22,7 +24,7 @@ import json
 import logging
 import math
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -36,7 +38,7 @@ from timm.utils import ModelEmaV3
 from .model import SuperNetSpec
 from .runtime.checkpoint import LATEST, SUPERNET_FILE, load_checkpoint, seed_all
 from .runtime.cli import command
-from .runtime.config import ConfigError, load_config
+from .runtime.config import ConfigError, load_config, save_config
 from .runtime.data import make_loaders, set_epoch, take_batches
 from .runtime.distributed import Dist, all_reduce_sum, barrier, broadcast_parameters, device_name, run_unless_finished
 from .runtime.files import write_json
@@ -70,6 +72,9 @@ class TrainConfig:
     branches: int = 1                    # > 1: from the fork (keep_decay of the steps) on, that many continuations
     #                                      of the same weights, branch k with the draws of seed + k; a genotype
     #                                      scores the mean of its scores on them (BranchedRun)
+    runs: int = 1                        # > 1: that many independent runs, run k as a run of seed + k would be,
+    #                                      one after the other; a genotype scores the mean of its scores on
+    #                                      them (IndependentRuns)
     ema_decay: float = 0.0               # > 0: keep, score and save an exponential moving average of the weights
     stem: Literal["auto", "cifar", "imagenet"] = "auto"    # auto: imagenet when image_size > 64
     dataset: str = "digits"
@@ -112,7 +117,7 @@ class TrainConfig:
             raise ConfigError(f"keep_decay must be in (0, 1], got {self.keep_decay}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        for key in ("C", "layers", "batch_size", "accum_steps", "paths_per_step", "branches", "epochs", "eval_every",
+        for key in ("C", "layers", "batch_size", "accum_steps", "paths_per_step", "branches", "runs", "epochs", "eval_every",
                     "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
@@ -317,14 +322,36 @@ def fork_step(cfg: TrainConfig, total_steps: int) -> int:
     return math.ceil(cfg.keep_decay * (total_steps - 1))
 
 
+def finish_each(members) -> list[dict] | None:
+    """The summary of each (directory, trainer factory) of `members`, in order: a finished one's read
+    from its directory, the others trained (or resumed); None as soon as one stops early."""
+    summaries = []
+    for where, trainer in members:
+        finished = where / SUMMARY_FILE
+        summary = json.loads(finished.read_text()) if finished.exists() else trainer().run()
+        if summary is None:
+            return None
+        summaries.append(summary)
+    return summaries
+
+
+def joint_summary(summaries: list[dict], wall_time_s: float, **extra) -> dict:
+    """The summary of a run of several supernets: the first one's, with the subnet accuracies averaged
+    over them, `wall_time_s` and `extra`."""
+    accs = [s["val_acc"] for s in summaries]
+    val_acc = np.mean(accs, axis=0).tolist() if all(accs) else None
+    return {**summaries[0], "val_acc": val_acc, "val_acc_mean": float(np.mean(val_acc)) if val_acc else None,
+            "wall_time_s": round(wall_time_s, 3), **extra}
+
+
 class BranchedRun:
     """A run of `branches` > 1: the trunk trains in `out` up to the fork (fork_step), then branch k in
     `out/branch<k>` starts from the trunk's checkpoint and trains to the end with the draws (paths and
     batch order) of seed + k, as a run of that seed resumed from there would. The branches are the
     run's supernets: a genotype's score is the mean of its scores on each (load_supernets). The
-    single-path steps after the fork cost little beside the dense mixture's before it, and one
-    supernet's ranking depends much on its draws, the mean of several less (README, "Branches").
-    Each branch is a run directory of its own, resumed where it stopped; `max_steps` counts each
+    single-path steps after the fork cost little beside the dense mixture's before it, yet the
+    branches keep most of what the trunk learnt and so rank much as it does (README, "The recipe, and
+    why"). Each branch is a run directory of its own, resumed where it stopped; `max_steps` counts each
     branch's steps from 0, as a plain run's."""
 
     def __init__(self, cfg: TrainConfig, out: Path, dist: Dist):
@@ -347,30 +374,57 @@ class BranchedRun:
                         shutil.copy(out / LATEST, where / LATEST)
             barrier()
         del trunk
-        summaries = []
-        for k, where in enumerate(branches):
-            finished = where / SUMMARY_FILE
-            summary = (json.loads(finished.read_text()) if finished.exists()
-                       else Trainer(cfg, where, dist, branch=k).run())
-            if summary is None:
-                return None
-            summaries.append(summary)
+        summaries = finish_each([(where, lambda k=k, where=where: Trainer(cfg, where, dist, branch=k))
+                                 for k, where in enumerate(branches)])
+        if summaries is None:
+            return None
         trunk_time = load_checkpoint(out)["train_time"]
-        accs = [s["val_acc"] for s in summaries]
-        val_acc = np.mean(accs, axis=0).tolist() if all(accs) else None
-        summary = {**summaries[0], "val_acc": val_acc, "val_acc_mean": float(np.mean(val_acc)) if val_acc else None,
-                   "wall_time_s": round(trunk_time + sum(s["wall_time_s"] - trunk_time for s in summaries), 3),
-                   "fork_step": fork, "branches": summaries}
+        summary = joint_summary(summaries, trunk_time + sum(s["wall_time_s"] - trunk_time for s in summaries),
+                                fork_step=fork, branches=summaries)
         if dist.is_main:
             write_json(out / SUMMARY_FILE, summary, indent=2)
             log.info("done: %s (%d branches)", out / SUMMARY_FILE, len(summaries))
         return summary
 
 
+class IndependentRuns:
+    """A run of `runs` > 1: run k trains in `out/run<k>`, a run directory of its own (config, checkpoints,
+    summary) as `supernet-train seed=<seed + k> runs=1` would make it (branched, with `branches`),
+    one after the other. They are the run's supernets: a genotype's score is the mean of its scores
+    on each (load_supernets). Runs of other seeds share nothing, so their errors differ more than
+    branches' do, and a few short runs' mean may rank better than one long run of the same training
+    time (README, "The recipe, and why"). `max_steps` counts each run's steps from 0, as a plain
+    run's."""
+
+    def __init__(self, cfg: TrainConfig, out: Path, dist: Dist):
+        self.cfg, self.out, self.dist = cfg, Path(out), dist
+
+    def run(self) -> dict | None:
+        members = []
+        for k in range(self.cfg.runs):
+            cfg, where = replace(self.cfg, seed=self.cfg.seed + k, runs=1), self.out / f"run{k}"
+            if self.dist.is_main:
+                save_config(cfg, where)
+            members.append((where, lambda cfg=cfg, where=where: single_run(cfg, where, self.dist)))
+        summaries = finish_each(members)
+        if summaries is None:
+            return None
+        summary = joint_summary(summaries, sum(s["wall_time_s"] for s in summaries), runs=summaries)
+        if self.dist.is_main:
+            write_json(self.out / SUMMARY_FILE, summary, indent=2)
+            log.info("done: %s (%d runs)", self.out / SUMMARY_FILE, len(summaries))
+        return summary
+
+
+def single_run(cfg: TrainConfig, out: Path, dist: Dist):
+    """The runner of one supernet's run in `out` (forked into branches where the config says so)."""
+    return Trainer(cfg, out, dist) if cfg.branches == 1 else BranchedRun(cfg, out, dist)
+
+
 def train(cfg: TrainConfig, out) -> dict | None:
     """Train (or resume, or do nothing if finished) the run in `out`; the summary, None if stopped early."""
     def runner(dist):
-        return Trainer(cfg, out, dist) if cfg.branches == 1 else BranchedRun(cfg, out, dist)
+        return single_run(cfg, out, dist) if cfg.runs == 1 else IndependentRuns(cfg, out, dist)
     return run_unless_finished(out, SUMMARY_FILE, cfg.device, runner)
 
 

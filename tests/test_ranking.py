@@ -242,23 +242,24 @@ def rounded(value):
     return round(value, 9) if isinstance(value, float) else value
 
 
-def test_a_run_of_branches_ranks_as_its_branches_given_as_runs(supernets, tmp_path):
-    """A run of branches=2 whose branches are the two supernets ranks as `--supernet` of both does."""
+@pytest.mark.parametrize("several, member", [("branches", "branch"), ("runs", "run")])
+def test_a_run_of_several_supernets_ranks_as_they_do_given_as_runs(supernets, tmp_path, several, member):
+    """A run of branches=2 (or runs=2) whose two supernets are the fixture's ranks as `--supernet` of both does."""
     ground_truth(tmp_path / "truth.jsonl")
-    branched = tmp_path / "branched"
-    branched.mkdir()
+    joint = tmp_path / "joint"
+    joint.mkdir()
     settings = yaml.safe_load((supernets[0] / "config.yaml").read_text())
-    (branched / "config.yaml").write_text(yaml.safe_dump({**settings, "branches": 2}))
+    (joint / "config.yaml").write_text(yaml.safe_dump({**settings, several: 2}))
     for k, run in enumerate(supernets):
-        shutil.copytree(run, branched / f"branch{k}")
+        shutil.copytree(run, joint / f"{member}{k}")
     overrides = ("eval_batches=1", "calibration_batches=1")
-    for name, runs in (("both", supernets), ("branched", [branched])):
+    for name, runs in (("both", supernets), ("joint", [joint])):
         done = rank(runs, tmp_path / "truth.jsonl", tmp_path / f"{name}.json", *overrides)
         assert done.returncode == 0, done.stderr
-    both, branches = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("both", "branched"))
-    assert [r["supernet"] for r in branches["runs"]] == [f"{branched}/branch{k}" for k in range(2)]
-    assert [g["shared_weights"] for g in branches["genotypes"]] == [g["shared_weights"] for g in both["genotypes"]]
-    assert branches["kendall_tau"] == both["kendall_tau"] and branches["agreement"] == both["agreement"]
-    shutil.rmtree(branched / "branch1")
-    done = rank([branched], tmp_path / "truth.jsonl", tmp_path / "half.json", *overrides)
-    assert done.returncode == 2 and "finished 1 of its 2 branches" in done.stderr
+    both, together = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("both", "joint"))
+    assert [r["supernet"] for r in together["runs"]] == [f"{joint}/{member}{k}" for k in range(2)]
+    assert [g["shared_weights"] for g in together["genotypes"]] == [g["shared_weights"] for g in both["genotypes"]]
+    assert together["kendall_tau"] == both["kendall_tau"] and together["agreement"] == both["agreement"]
+    shutil.rmtree(joint / f"{member}1")
+    done = rank([joint], tmp_path / "truth.jsonl", tmp_path / "half.json", *overrides)
+    assert done.returncode == 2 and "finished 1 of its 2 supernets" in done.stderr

@@ -274,11 +274,38 @@ def test_a_branched_run_is_its_trunk_then_each_branch_a_run_of_seed_plus_k_resum
     summary = json.loads((out / "supernet.json").read_text())
     assert summary["fork_step"] == fork and len(summary["branches"]) == 2
     assert summary["val_acc"] == pytest.approx(np.mean(accs, axis=0).tolist())
-    search_main(["--out", str(tmp_path / "search"), f"supernet={out}", "strategy=random", "budget=1",
+    assert_search_scores_the_mean(out, [out / f"branch{k}" for k in range(2)], tmp_path / "search")
+
+
+def test_independent_runs_are_runs_of_seed_plus_k_and_the_search_scores_their_mean(tmp_path):
+    """runs=2: run k in run<k> is the run of seed k (a run directory of its own, here stopped and
+    resumed in run 0); the summary averages their subnet accuracies, and nas-search scores the mean
+    of both."""
+    out = tmp_path / "runs"
+    main(["--out", str(out), *TINY, "epochs=1", "runs=2", "max_steps=3"])   # stops in run 0
+    assert not (out / "supernet.json").exists() and not (out / "run1" / LATEST).exists()
+    assert load_checkpoint(out / "run0")["step"] == 3
+    main(["--out", str(out), *TINY, "epochs=1", "runs=2"])
+    accs = []
+    for k in range(2):
+        expected, run = train(tmp_path / f"seed{k}", "epochs=1", f"seed={k}"), load_checkpoint(out / f"run{k}")
+        assert expected["step"] == run["step"] == STEPS // 2
+        assert all(torch.equal(v, expected["model"][name]) for name, v in run["model"].items())
+        settings = supernet_settings(out / f"run{k}")
+        assert settings["seed"] == k and settings["runs"] == 1
+        accs.append(json.loads((out / f"run{k}" / "supernet.json").read_text())["val_acc"])
+    summary = json.loads((out / "supernet.json").read_text())
+    assert len(summary["runs"]) == 2 and summary["val_acc"] == pytest.approx(np.mean(accs, axis=0).tolist())
+    assert_search_scores_the_mean(out, [out / f"run{k}" for k in range(2)], tmp_path / "search")
+
+
+def assert_search_scores_the_mean(run, supernet_dirs, search_dir):
+    """nas-search on `run` scores a genotype by the mean of its scores on each supernet of `supernet_dirs`."""
+    search_main(["--out", str(search_dir), f"supernet={run}", "strategy=random", "budget=1",
                  "calibration_batches=2", "eval_batches=2", "workers=0"])
-    first = json.loads((tmp_path / "search" / "search.json").read_text())["history"][0]
-    cfg = from_dict(SearchConfig, read_yaml(tmp_path / "search" / "config.yaml"))
-    trained = supernet_settings(out)
-    alone = [build_evaluator(cfg, trained, [load_supernet(out / f"branch{k}").eval()], loaders(cfg, trained),
-                             torch.device("cpu")).score(Genotype.from_dict(first["genotype"])) for k in range(2)]
+    first = json.loads((search_dir / "search.json").read_text())["history"][0]
+    cfg = from_dict(SearchConfig, read_yaml(search_dir / "config.yaml"))
+    trained = supernet_settings(run)
+    alone = [build_evaluator(cfg, trained, [load_supernet(where).eval()], loaders(cfg, trained),
+                             torch.device("cpu")).score(Genotype.from_dict(first["genotype"])) for where in supernet_dirs]
     assert alone[0] != alone[1] and first["score"] == pytest.approx(np.mean(alone))

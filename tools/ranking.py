@@ -33,8 +33,8 @@ concatenate as many states (`pairs` of them): the order that `concat_width`, the
 fine-tuning leans on most, cannot give. `--against EARLIER` (an OUT of this tool: another supernet, scoring, or the
 untrained control) adds `against`, the same paired difference from that ranking (and in its
 `equal_width`, that over the pairs of equal width). With several
-runs (one shape, trained with other seeds, say; each branch of a run of several branches counts as
-one, named RUN/branch<k>) a genotype's score is the mean of theirs, `runs`
+runs (one shape, trained with other seeds, say; each supernet of a run of several, its `runs` or
+`branches`, counts as one, named by its directory) a genotype's score is the mean of theirs, `runs`
 holds the figures of each, and `agreement` the mean Kendall tau between their scores: how far a
 supernet's ranking repeats when it is trained again. `--scores EARLIER` in place of `--supernet`
 scores nothing: it ranks the scores (each run's) of an earlier OUT against these ground-truth files,
@@ -59,7 +59,7 @@ from search.cli import supernet_settings
 from search.proxies import PROXIES, proxy_scores
 from supernet.genotype import Genotype
 from supernet.network import Network
-from supernet.runtime.checkpoint import load_supernets
+from supernet.runtime.checkpoint import load_supernets, supernet_dirs
 from supernet.runtime.cli import command
 from supernet.runtime.config import ConfigError, from_dict, parse_value
 from supernet.runtime.data import make_loaders, set_epoch, take_batches
@@ -272,14 +272,15 @@ def compare_with(path: Path, earlier: dict[int, float], shared: list[float], tru
 
 
 def load_runs(runs: list[str], untrained: bool, raw_weights: bool) -> tuple[list[str], list]:
-    """The supernets of `runs` (a run of several branches gives each, named RUN/branch<k>) and their
+    """The supernets of `runs` (a run of several gives each, named by its directory) and their
     names; they must share their shape (the first one's data scores them all). With `untrained`, each
     run's at initialisation (seed 0) instead; with `raw_weights`, the trained weights even where a run
     keeps their moving average (load_supernet)."""
     names, supernets = [], []
     for run in runs:
-        nets = load_supernets(run, supernet_settings(run).get("branches", 1), raw=raw_weights, untrained=untrained)
-        names += [str(run)] if len(nets) == 1 else [f"{run}/branch{k}" for k in range(len(nets))]
+        settings = supernet_settings(run)
+        nets = load_supernets(run, settings, raw=raw_weights, untrained=untrained)
+        names += [str(run)] if len(nets) == 1 else [str(where) for where in supernet_dirs(run, settings)]
         supernets += [net.eval() for net in nets]
     if any(net.spec != supernets[0].spec for net in supernets):
         raise ConfigError(f"the supernets {', '.join(runs)} differ in shape; rank one shape at a time")

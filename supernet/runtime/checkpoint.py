@@ -209,16 +209,24 @@ def load_supernet(run_dir, map_location="cpu", raw: bool = False, untrained: boo
     return net
 
 
-def load_supernets(run_dir, branches: int = 1, map_location="cpu", raw: bool = False,
+def supernet_dirs(run_dir, settings: dict) -> list[Path]:
+    """Where the supernets of a `supernet-train` run directory with config `settings` lie: the run's
+    own; run<k> for each of `runs` > 1 independent runs (supernet.train.IndependentRuns), within
+    each, branch<j> for each of `branches` > 1 (supernet.train.BranchedRun)."""
+    runs, branches = settings.get("runs", 1), settings.get("branches", 1)
+    where = [Path(run_dir) / f"run{k}" for k in range(runs)] if runs > 1 else [Path(run_dir)]
+    return [w / f"branch{j}" for w in where for j in range(branches)] if branches > 1 else where
+
+
+def load_supernets(run_dir, settings: dict, map_location="cpu", raw: bool = False,
                    untrained: bool = False) -> list[SuperNet]:
-    """The supernets whose scores a genotype's score averages: the run's own (load_supernet), or, for a
-    run of `branches` > 1 (its config's, supernet.train.BranchedRun), each branch's; untrained, the one
-    supernet at initialisation, which the branches share."""
-    if branches == 1 or untrained:
-        return [load_supernet(run_dir, map_location, raw, untrained)]
-    where = [Path(run_dir) / f"branch{k}" for k in range(branches)]
+    """The supernets whose scores a genotype's score averages: those of supernet_dirs, each as
+    load_supernet loads it; untrained, the one supernet at initialisation (seed 0)."""
+    where = supernet_dirs(run_dir, settings)
+    if untrained:
+        return [load_supernet(where[0], map_location, untrained=True)]
     trained = sum((w / SUPERNET_FILE).exists() for w in where)
-    if trained < branches:
-        raise MissingFileError(f"{run_dir} has finished {trained} of its {branches} branches; re-run its "
+    if len(where) > 1 and trained < len(where):
+        raise MissingFileError(f"{run_dir} has finished {trained} of its {len(where)} supernets; re-run its "
                                "supernet-train command to finish the others")
     return [load_supernet(w, map_location, raw) for w in where]
