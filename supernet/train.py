@@ -335,13 +335,17 @@ def finish_each(members) -> list[dict] | None:
     return summaries
 
 
-def joint_summary(summaries: list[dict], wall_time_s: float, **extra) -> dict:
-    """The summary of a run of several supernets: the first one's, with the subnet accuracies averaged
-    over them, `wall_time_s` and `extra`."""
+def write_joint_summary(out: Path, dist: Dist, summaries: list[dict], wall_time_s: float, **extra) -> dict:
+    """The summary of a run of several supernets, written to `out` (by the main process): the first
+    one's, with the subnet accuracies averaged over them, `wall_time_s` and `extra`."""
     accs = [s["val_acc"] for s in summaries]
     val_acc = np.mean(accs, axis=0).tolist() if all(accs) else None
-    return {**summaries[0], "val_acc": val_acc, "val_acc_mean": float(np.mean(val_acc)) if val_acc else None,
-            "wall_time_s": round(wall_time_s, 3), **extra}
+    summary = {**summaries[0], "val_acc": val_acc, "val_acc_mean": float(np.mean(val_acc)) if val_acc else None,
+               "wall_time_s": round(wall_time_s, 3), **extra}
+    if dist.is_main:
+        write_json(out / SUMMARY_FILE, summary, indent=2)
+        log.info("done: %s (%d supernets)", out / SUMMARY_FILE, len(summaries))
+    return summary
 
 
 class BranchedRun:
@@ -379,12 +383,9 @@ class BranchedRun:
         if summaries is None:
             return None
         trunk_time = load_checkpoint(out)["train_time"]
-        summary = joint_summary(summaries, trunk_time + sum(s["wall_time_s"] - trunk_time for s in summaries),
-                                fork_step=fork, branches=summaries)
-        if dist.is_main:
-            write_json(out / SUMMARY_FILE, summary, indent=2)
-            log.info("done: %s (%d branches)", out / SUMMARY_FILE, len(summaries))
-        return summary
+        return write_joint_summary(out, dist, summaries,
+                                   trunk_time + sum(s["wall_time_s"] - trunk_time for s in summaries),
+                                   fork_step=fork, branches=summaries)
 
 
 class IndependentRuns:
@@ -409,11 +410,8 @@ class IndependentRuns:
         summaries = finish_each(members)
         if summaries is None:
             return None
-        summary = joint_summary(summaries, sum(s["wall_time_s"] for s in summaries), runs=summaries)
-        if self.dist.is_main:
-            write_json(self.out / SUMMARY_FILE, summary, indent=2)
-            log.info("done: %s (%d runs)", self.out / SUMMARY_FILE, len(summaries))
-        return summary
+        return write_joint_summary(self.out, self.dist, summaries, sum(s["wall_time_s"] for s in summaries),
+                                   runs=summaries)
 
 
 def single_run(cfg: TrainConfig, out: Path, dist: Dist):
