@@ -35,6 +35,7 @@ class SearchConfig:
     finetune_steps: int | None = None
     finetune_lr: float | None = None
     bn: Literal["recalibrate", "batch"] | None = None
+    head: Literal["inherited", "refit"] | None = None
     metric: Metric | None = None         # supernet.scoring.METRICS
     eval_batches: int | None = None      # validation batches scored; None: the whole split
     # size limits on the fixed network a genotype stands for: a number, or a genotype (zoo name, file,

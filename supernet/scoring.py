@@ -23,6 +23,13 @@ one ranks as well: see the README's "How well shared weights rank". `metric="fin
 ranks instead by the mean probability of the true class that each fine-tuning batch gets just
 before the step that trains on it (a figure of how fast the subnet learns, as in training-speed
 estimates; on the benchmark it ranks no better than the validation probability after the steps).
+
+With `head="refit"`, the subnet's linear classifier is refit, after the recalibration, to the
+subnet's own pooled features of the calibration batches (a multinomial logistic regression by
+L-BFGS from the inherited classifier, the weights' L2 penalty HEAD_WEIGHT_DECAY): the shared features
+are scored without the shared classifier, which was trained on the mixture of every sampled path
+rather than on this one. On the benchmark it ranks as 10 fine-tuning steps do, at a fraction of
+their cost (README, "How well shared weights rank").
 """
 from __future__ import annotations
 
@@ -38,6 +45,9 @@ from torch import nn
 from .errors import UserError
 
 BN_MODES = ("recalibrate", "batch")
+HEADS = ("inherited", "refit")
+HEAD_WEIGHT_DECAY = 1e-3   # the refit classifier's L2 penalty (times the squared weights, beside the mean loss)
+HEAD_ITERATIONS = 100      # L-BFGS iterations of the refit (it converges well within them at these sizes)
 Metric = Literal["accuracy", "probability", "log_probability", "finetune_probability"]
 METRICS = {"accuracy": "validation accuracy", "probability": "validation true-class probability",   # in reports
            "log_probability": "validation true-class log-probability",
@@ -48,6 +58,7 @@ METRICS = {"accuracy": "validation accuracy", "probability": "validation true-cl
 class Scoring:
     """How a subnet is scored (see the module docstring)."""
     bn: str = "recalibrate"
+    head: str = "inherited"
     calibration_batches: int = 5
     finetune_steps: int = 0
     finetune_lr: float = 0.05
@@ -56,6 +67,8 @@ class Scoring:
     def __post_init__(self):
         if self.bn not in BN_MODES:
             raise UserError(f"bn must be one of {', '.join(BN_MODES)}, got {self.bn!r}")
+        if self.head not in HEADS:
+            raise UserError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
         if self.metric not in METRICS:
             raise UserError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
         if self.metric == "finetune_probability" and not self.finetune_steps:
@@ -135,10 +148,38 @@ def finetune(net: nn.Module, batches, steps: int, lr: float, autocast=contextlib
     return float(probability) / steps
 
 
+def refit_head(net: nn.Module, batches, autocast=contextlib.nullcontext) -> None:
+    """Refit `net`'s linear classifier to its pooled features of `batches` (`net` as it is, its mode
+    unchanged): the mean cross-entropy plus HEAD_WEIGHT_DECAY times the squared weights, minimised by
+    L-BFGS from the classifier's present weights."""
+    with torch.no_grad():
+        features, labels = [], []
+        for x, y in batches:
+            with autocast():
+                features.append(net.forward_head(net.forward_features(x), pre_logits=True).float())
+            labels.append(y)
+        features, labels = torch.cat(features), torch.cat(labels)
+    head = net.get_classifier()
+    weight = head.weight.detach().float().clone().requires_grad_()
+    bias = head.bias.detach().float().clone().requires_grad_()
+    opt = torch.optim.LBFGS([weight, bias], max_iter=HEAD_ITERATIONS, line_search_fn="strong_wolfe")
+
+    def loss():
+        opt.zero_grad()
+        value = F.cross_entropy(torch.addmm(bias, features, weight.T), labels) + HEAD_WEIGHT_DECAY * weight.square().sum()
+        value.backward()
+        return value
+
+    opt.step(loss)
+    with torch.no_grad():
+        head.weight.copy_(weight)
+        head.bias.copy_(bias)
+
+
 def scored_subnet(supernet, genotype, train, scoring: Scoring = DEFAULT_SCORING, autocast=contextlib.nullcontext,
                   channels_last: bool = False) -> tuple[nn.Module, float | None]:
-    """The subnet of `genotype` ready to be scored: fine-tuned and its BN statistics recalibrated on
-    `train`, the fixed training batches (at least `scoring.train_batches` of them), as `scoring` says
+    """The subnet of `genotype` ready to be scored: fine-tuned, its BN statistics recalibrated and its
+    classifier refit on `train`, the fixed training batches (at least `scoring.train_batches` of them), as `scoring` says
     (see the module docstring); and its fine-tuning's figure (finetune), None without fine-tuning.
     `channels_last` (for batches taken so) runs the subnet in that memory format."""
     net = supernet.subnet(genotype)
@@ -149,6 +190,8 @@ def scored_subnet(supernet, genotype, train, scoring: Scoring = DEFAULT_SCORING,
         recalibrate_bn(net, train[:scoring.calibration_batches], autocast)
     else:
         net.train()
+    if scoring.head == "refit":
+        refit_head(net, train[:scoring.calibration_batches], autocast)
     return net, online
 
 

@@ -104,6 +104,7 @@ class TrainConfig:
     calibration_batches: int = 5         # training batches that recalibrate BN before a subnet is scored
     finetune_steps: int = 0              # SGD steps of each subnet from the inherited weights before that
     finetune_lr: float = 0.05
+    head: Literal["inherited", "refit"] = "inherited"   # refit: each subnet's classifier refit to its own features
     metric: Metric = "accuracy"          # what searches and tools/ranking.py rank the subnets
     #                                      by; the subnets' figures here are their accuracy whatever it is
     checkpoint_every: int = 0            # steps; 0: at the end of each epoch only

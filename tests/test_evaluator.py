@@ -8,6 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from retrain.sizes import measure
@@ -18,7 +19,7 @@ from search.evaluator import Evaluator
 from supernet import zoo
 from supernet.errors import UserError
 from supernet.model import SuperNet
-from supernet.scoring import Scoring, batch_norms, recalibrate_bn
+from supernet.scoring import HEAD_WEIGHT_DECAY, Scoring, batch_norms, recalibrate_bn
 from supernet.space import get_space
 from supernet.train import TrainConfig
 
@@ -141,7 +142,34 @@ def test_finetuned_score_is_that_of_the_subnet_after_plain_sgd_with_a_cosine_sch
         assert torch.equal(value, before[key]), key
 
 
-@pytest.mark.parametrize("settings", [{"bn": "frozen"}, {"metric": "loss"}, {"finetune_steps": -1}, {"finetune_lr": 0},
+def test_a_refit_head_is_the_logistic_regression_of_the_subnets_own_features(supernet):
+    genotype = get_space("darts").sample(5)
+    train, validation = batches(4, seed=5), batches(2, seed=6)
+    scoring = Scoring(calibration_batches=3, head="refit", metric="probability")
+    before = copy.deepcopy(supernet.state_dict())
+    score = Evaluator([supernet], train, validation, scoring=scoring).score(genotype)
+
+    # independently: scikit-learn's L2-penalised multinomial regression of the recalibrated subnet's
+    # pooled features of the calibration batches; its objective C * (summed loss) + |w|^2 / 2 is
+    # that of the refit, the mean loss + HEAD_WEIGHT_DECAY * |w|^2, times C * n
+    net = supernet.subnet(genotype)
+    recalibrate_bn(net, train[:3])
+    with torch.no_grad():
+        features = [(net.forward_head(net.forward_features(x), pre_logits=True), y) for x, y in train[:3] + validation]
+    x_fit, y_fit = torch.cat([f for f, _ in features[:3]]).numpy(), torch.cat([y for _, y in features[:3]]).numpy()
+    regression = LogisticRegression(C=1 / (2 * HEAD_WEIGHT_DECAY * len(y_fit)), tol=1e-10, max_iter=10_000)
+    regression.fit(x_fit, y_fit)
+    x_val, y_val = torch.cat([f for f, _ in features[3:]]).numpy(), torch.cat([y for _, y in features[3:]]).numpy()
+    probabilities = regression.predict_proba(x_val)[np.arange(len(y_val)), y_val]
+    assert set(y_fit) == set(range(10))   # every class seen, so the regression's classes are the subnet's
+    assert score == pytest.approx(probabilities.mean(), abs=1e-4)
+    assert score != pytest.approx(Evaluator([supernet], train, validation,
+                                            scoring=replace(scoring, head="inherited")).score(genotype), abs=1e-2)
+    for key, value in supernet.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+@pytest.mark.parametrize("settings", [{"bn": "frozen"}, {"head": "linear"}, {"metric": "loss"}, {"finetune_steps": -1}, {"finetune_lr": 0},
                                       {"calibration_batches": 0}, {"metric": "finetune_probability"}])
 def test_bad_scoring_settings_are_user_errors(settings):
     with pytest.raises(UserError):

@@ -15,7 +15,7 @@ candidate (supernet.scoring: the subnet inherits the supernet's weights, is opti
 a few steps, its BN statistics are recalibrated, its score measured), on the supernet run's
 validation split unless key=value overrides choose other data or scoring: dataset, data_dir,
 image_size, split (val | test), batch_size, eval_batches, and supernet.scoring.Scoring's bn
-(recalibrate | batch), calibration_batches, finetune_steps, finetune_lr, metric (accuracy |
+(recalibrate | batch), head (inherited | refit: the classifier refit to the subnet's own features), calibration_batches, finetune_steps, finetune_lr, metric (accuracy |
 probability: the mean probability of the true class | log_probability: the mean of its log, the negative
 validation loss | finetune_probability: that of each fine-tuning batch before its step); raw_weights=true scores the trained weights
 of a run that keeps their moving average (ema_decay), untrained=true the supernet at initialisation
@@ -82,6 +82,7 @@ class RankingSettings:
     finetune_steps: int | None = None
     finetune_lr: float | None = None
     bn: Literal["recalibrate", "batch"] | None = None
+    head: Literal["inherited", "refit"] | None = None
     metric: Metric | None = None
     raw_weights: bool = False            # the trained weights even where the run keeps their moving average
     untrained: bool = False              # the supernet at initialisation (seed 0): with finetune_steps, the
