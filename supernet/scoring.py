@@ -28,8 +28,8 @@ With `head="refit"`, the subnet's linear classifier is refit, after the recalibr
 subnet's own pooled features of the calibration batches (a multinomial logistic regression by
 L-BFGS from the inherited classifier, the weights' L2 penalty HEAD_WEIGHT_DECAY): the shared features
 are scored without the shared classifier, which was trained on the mixture of every sampled path
-rather than on this one. On the benchmark it ranks as 10 fine-tuning steps do, at a fraction of
-their cost (README, "How well shared weights rank").
+rather than on this one. On the benchmark it ranks about as 10 fine-tuning steps do at about half
+their cost, but an untrained supernet ranks better under it (README, "The recipe, and why").
 """
 from __future__ import annotations
 
