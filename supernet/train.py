@@ -43,13 +43,15 @@ from .runtime.data import make_loaders, set_epoch, take_batches
 from .runtime.distributed import Dist, all_reduce_sum, barrier, broadcast_parameters, device_name, run_unless_finished
 from .runtime.files import write_json
 from .runtime.loop import TrainLoop, batch_stats
-from .scoring import Metric, score_counts, scoring_from
-from .space import get_space
+from .scoring import Metric, Scoring, score_counts, scoring_from
+from .space import CELL_TYPES, get_space
 
 log = logging.getLogger(__name__)
 
 SUMMARY_FILE = SUPERNET_FILE
-TRAIN_STREAM, EVAL_STREAM, DISTILL_STREAM = 0, 1, 2   # independent random streams derived from the seed
+TRAIN_STREAM, EVAL_STREAM, DISTILL_STREAM, SHRINK_STREAM = 0, 1, 2, 3   # independent random streams of the seed
+# how judge_ops scores a path: BN on each batch's own statistics (the supernet's running ones are the mixture's)
+JUDGE_SCORING = Scoring(bn="batch", metric="probability")
 
 
 @dataclass
@@ -69,6 +71,10 @@ class TrainConfig:
     keep_decay: float = 1.0              # dropout: the share of the steps over which keep falls, then holds
     dropout_mix: Literal["sum", "sqrt", "mean"] = "mean"   # dropout: how a slot combines its kept choices
     distill_paths: int = 0               # single paths a step also trains towards the sampled paths' predictions
+    shrink_ops: int = 0                  # dropout: ops of each cell type that the steps from the fork (keep_decay of
+    #                                      the steps) on no longer sample, those the supernet then judges worst
+    #                                      (judge_ops: progressive shrinking of the space, in one stage)
+    shrink_paths: int = 100              # random single paths that judge the ops at the fork
     branches: int = 1                    # > 1: from the fork (keep_decay of the steps) on, that many continuations
     #                                      of the same weights, branch k with the draws of seed + k; a genotype
     #                                      scores the mean of its scores on them (BranchedRun)
@@ -116,6 +122,10 @@ class TrainConfig:
             raise ConfigError(f"distill_paths must be at least 0, got {self.distill_paths}")
         if not 0 < self.keep_decay <= 1:
             raise ConfigError(f"keep_decay must be in (0, 1], got {self.keep_decay}")
+        if self.shrink_ops and (self.sampling != "dropout" or not 0 < self.shrink_ops < len(get_space(self.space).ops)
+                                or self.shrink_paths < 1):
+            raise ConfigError(f"shrink_ops ({self.shrink_ops}) needs sampling: dropout, fewer ops than the space's "
+                              f"{len(get_space(self.space).ops)} and shrink_paths of at least 1 ({self.shrink_paths})")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         for key in ("C", "layers", "batch_size", "accum_steps", "paths_per_step", "branches", "runs", "epochs", "eval_every",
@@ -129,7 +139,7 @@ class TrainConfig:
 
 
 def sample_paths(space, seed: int, step: int, sampling: str = "uniform", count: int = 1,
-                 keep: float = 1.0, mix: str = "mean") -> list[dict]:
+                 keep: float = 1.0, mix: str = "mean", allowed: list[np.ndarray] | None = None) -> list[dict]:
     """What step `step` trains, the same on every rank, as the supernet's forward arguments:
     - uniform: `count` genotypes drawn uniformly (single paths);
     - fair: FairNAS's strict fairness, one single path per op, in which every op-decision takes
@@ -140,7 +150,8 @@ def sample_paths(space, seed: int, step: int, sampling: str = "uniform", count: 
       (Bender et al.'s), their sum over the square root of their count, or their mean. The sum grows
       with the terms kept (dozens early on) where a scored subnet sums two per block; the mean stays
       within one term's scale, and with one choice kept it is that single path (README, "The
-      recipe, and why")."""
+      recipe, and why"). `allowed` (one boolean mask per decision, see allowed_choices) limits the
+      choices it keeps; with every choice allowed the draws are those without it."""
     rng = np.random.default_rng([seed, TRAIN_STREAM, step])
     if sampling == "uniform":
         return [{"arch": space.sample(rng)} for _ in range(count)]
@@ -149,12 +160,34 @@ def sample_paths(space, seed: int, step: int, sampling: str = "uniform", count: 
         columns = [rng.permutation(np.resize(rng.permutation(d.num_choices), paths)) for d in space.decisions]
         return [{"arch": space.decode([column[i] for column in columns])} for i in range(paths)]
     masks = []
-    for d in space.decisions:
+    for i, d in enumerate(space.decisions):
         kept = rng.random(d.num_choices) < keep
-        kept[rng.integers(d.num_choices)] |= not kept.any()
+        choices = np.arange(d.num_choices) if allowed is None else np.flatnonzero(allowed[i])
+        if allowed is not None:
+            kept &= allowed[i]
+        kept[choices[rng.integers(len(choices))]] |= not kept.any()
         share = {"sum": 1.0, "sqrt": np.sqrt(kept.sum()), "mean": kept.sum()}[mix]
         masks.append(torch.from_numpy((kept / share).astype(np.float32)))
     return [{"weights": masks}]
+
+
+def allowed_choices(space, pruned: dict[str, list[str]]) -> list[np.ndarray]:
+    """One boolean mask per decision of `space`: every choice but the ops `pruned` names for its cell type."""
+    return [np.array([d.kind == "input" or op not in pruned.get(d.cell, ()) for op in
+                      (space.ops if d.kind == "op" else range(d.num_choices))]) for d in space.decisions]
+
+
+def worst_ops(space, genotypes, scores, count: int) -> dict[str, list[str]]:
+    """For each cell type, the `count` ops of `space` whose `genotypes` scored lowest on average, each
+    genotype weighted by how many of its cell's blocks use the op (an op no genotype uses is kept)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    worst = {}
+    for cell in CELL_TYPES:
+        uses = np.array([[sum(used == op for used, _ in getattr(g, cell)) for op in space.ops] for g in genotypes])
+        total = uses.sum(0)
+        mean = np.where(total > 0, uses.T @ scores / np.maximum(total, 1), np.inf)
+        worst[cell] = [space.ops[i] for i in np.argsort(mean, kind="stable")[:count]]
+    return worst
 
 
 def keep_share(cfg: TrainConfig, step: int, total_steps: int) -> float:
@@ -222,6 +255,7 @@ class Trainer(TrainLoop):
         self.scoring_batches = take_batches(d.train, self.scoring.train_batches, dist.device, self.channels_last)
         self.validation = (take_batches(d.val, cfg.eval_batches, dist.device, self.channels_last)
                            if d.val is not None else [])
+        self.pruned = None   # shrink_ops: the ops judge_ops dropped at the fork, per cell type
 
     def describe(self) -> str:
         return (f"supernet: {_count(self.net)} params; {self.total_steps} steps of {self.cfg.batch_size} x "
@@ -229,9 +263,13 @@ class Trainer(TrainLoop):
 
     def step_inputs(self) -> tuple:
         cfg = self.cfg
+        if cfg.shrink_ops and self.pruned is None and self.step >= fork_step(cfg, self.total_steps):
+            self.pruned = self.judge_ops()
+            log.info("step %d: the single paths no longer sample %s", self.step,
+                     "; ".join(f"{cell}: {', '.join(ops)}" for cell, ops in self.pruned.items()))
         paths = sample_paths(self.space, self.draws, self.step, cfg.sampling, cfg.paths_per_step,
                              keep_share(cfg, self.step, self.total_steps),
-                             cfg.dropout_mix)
+                             cfg.dropout_mix, None if self.pruned is None else allowed_choices(self.space, self.pruned))
         return ([{k: [w.to(self.dist.device) for w in v] if k == "weights" else v for k, v in path.items()}
                  for path in paths], distill_students(self.space, self.draws, self.step, cfg.distill_paths))
 
@@ -260,10 +298,24 @@ class Trainer(TrainLoop):
             self.ema.update(self.net)
         return stats
 
+    def judge_ops(self) -> dict[str, list[str]]:
+        """The `shrink_ops` ops of each cell type that `shrink_paths` random single paths (the same on
+        every rank, each scored on one of the fixed scoring batches by JUDGE_SCORING) say are worst:
+        worst_ops of their true-class probabilities."""
+        cfg, batches = self.cfg, self.scoring_batches
+        rng = np.random.default_rng([cfg.seed, SHRINK_STREAM])
+        paths = [self.space.sample(rng) for _ in range(cfg.shrink_paths)]
+        counts = torch.tensor([score_counts(self.scored_net, g, [], [batches[i % len(batches)]], JUDGE_SCORING,
+                                            self.autocast, self.channels_last) for i, g in enumerate(paths)],
+                              dtype=torch.float64, device=self.dist.device)
+        all_reduce_sum(counts)
+        return worst_ops(self.space, paths, (counts[:, 1] / counts[:, -1]).tolist(), cfg.shrink_ops)
+
     def extra_state(self) -> dict:
-        return {"ema": self.ema.module.state_dict()} if self.ema is not None else {}
+        return {"pruned": self.pruned, **({"ema": self.ema.module.state_dict()} if self.ema is not None else {})}
 
     def load_extra_state(self, state: dict):
+        self.pruned = state.get("pruned")
         if self.ema is not None:
             self.ema.module.load_state_dict(state["ema"])
 
@@ -309,7 +361,7 @@ class Trainer(TrainLoop):
             "eval_subnets": [g.to_dict() for g in self.archs], "params": _count(self.net),
             "wall_time_s": round(self.elapsed(), 3), "device": device_name(self.dist.device),
             "world_size": self.dist.world_size, "global_batch": cfg.batch_size * self.dist.world_size,
-            "amp": cfg.amp, "space": cfg.space, "dataset": cfg.dataset,
+            "amp": cfg.amp, "space": cfg.space, "dataset": cfg.dataset, "pruned_ops": self.pruned,
         }
 
 

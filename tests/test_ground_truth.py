@@ -39,3 +39,13 @@ def test_a_record_of_another_genotype_under_the_same_name_is_not_reused(tmp_path
     assert ground_truth.recorded(path, cells) == {}
     write_records(path, cells, {name: {"0": 0.5} for name in cells})
     assert set(ground_truth.recorded(path, cells)) == {(name, 0) for name in cells}
+
+
+def test_a_minimum_width_keeps_the_seeded_draws_that_wide_in_their_order():
+    """--min-width: the uniform draws of the seed, filtered to the cell pairs that concatenate at least
+    that many states (searches find wide cells, which a uniform sample holds few of)."""
+    every = list(ground_truth.genotypes("nasnet", 300, 2, []).values())
+    wide = [g for g in every if len(g.normal_concat) + len(g.reduce_concat) >= 7]
+    assert 4 <= len(wide) < 100   # the filter keeps some, and not most
+    assert list(ground_truth.genotypes("nasnet", 4, 2, [], min_width=7).values()) == wide[:4]
+    assert list(ground_truth.genotypes("nasnet", 5, 2, [], min_width=0).values()) == every[:5]

@@ -121,6 +121,7 @@ def test_ranking_end_to_end(supernets, tmp_path):
     assert result["baselines"]["concat_width"]["kendall_tau"] == pytest.approx(kendalltau(widths, truth)[0])
     assert result["baselines"]["concat_width"]["tau_gap"] == pytest.approx(
         kendalltau(scores, truth)[0] - kendalltau(widths, truth)[0], nan_ok=True)
+    assert result["width_lean"] == pytest.approx(kendalltau(scores, widths)[0], nan_ok=True)
     assert result["against"] is None
     same_width = [(i, j) for i, j in itertools.combinations(range(6), 2) if widths[i] == widths[j]]
     by_score = [np.sign(scores[i] - scores[j]) for i, j in same_width]

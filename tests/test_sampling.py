@@ -7,7 +7,15 @@ import torch
 from supernet.model import build_supernet
 from supernet.runtime.config import ConfigError
 from supernet.space import get_space
-from supernet.train import TrainConfig, distill_loss, distill_students, keep_share, sample_paths
+from supernet.train import (
+    TrainConfig,
+    allowed_choices,
+    distill_loss,
+    distill_students,
+    keep_share,
+    sample_paths,
+    worst_ops,
+)
 
 SPACE = get_space("nasnet")
 
@@ -58,6 +66,45 @@ def test_dropout_keeping_one_choice_runs_the_single_path_of_those_choices(mix):
         assert torch.allclose(net(x, weights=masks), net(x, arch=genotype), atol=1e-5)
 
 
+def test_dropout_with_every_choice_allowed_draws_as_without():
+    every = allowed_choices(SPACE, {})
+    assert all(a.all() for a in every)
+    for step, keep in ((3, 0.0), (4, 0.4)):
+        (path,) = sample_paths(SPACE, 0, step, "dropout", keep=keep, allowed=every)
+        assert all(torch.equal(a, b) for a, b in zip(path["weights"], dropout(step, keep, "mean")))
+
+
+def test_dropout_keeps_no_pruned_op():
+    pruned = {"normal": ["skip_connect", "max_pool_7x7"], "reduce": ["conv_1x1"]}
+    allowed = allowed_choices(SPACE, pruned)
+    for step in range(20):
+        for keep in (0.0, 0.5, 1.0):
+            (path,) = sample_paths(SPACE, 0, step, "dropout", keep=keep, allowed=allowed)
+            for d, mask in zip(SPACE.decisions, path["weights"]):
+                kept = {SPACE.ops[i] if d.kind == "op" else i for i in mask.nonzero().flatten().tolist()}
+                gone = set(pruned[d.cell]) if d.kind == "op" else set()
+                assert len(kept) >= 1 and not kept & gone, d.name
+                assert torch.allclose(mask[mask > 0], torch.full((len(kept),), 1 / len(kept)))
+                if keep in (0.0, 1.0):   # a single path; every choice left
+                    assert len(kept) == (1 if keep == 0.0 else d.num_choices - len(gone)), d.name
+
+
+def test_worst_ops_are_the_lowest_use_weighted_mean_scores():
+    rng = np.random.default_rng(0)
+    genotypes = [SPACE.sample(rng) for _ in range(40)]
+    scores = rng.random(40)
+    worst = worst_ops(SPACE, genotypes, scores, 3)
+    for cell in ("normal", "reduce"):
+        mean = {}
+        for op in SPACE.ops:   # every (genotype, block slot) that uses the op, its genotype's score
+            uses = [s for g, s in zip(genotypes, scores) for used, _ in getattr(g, cell) if used == op]
+            mean[op] = sum(uses) / len(uses)
+        assert worst[cell] == sorted(SPACE.ops, key=mean.get)[:3]
+    # genotypes that score lower the more normal blocks run max_pool_7x7: that op is the worst there
+    penalty = [-sum(op == "max_pool_7x7" for op, _ in g.normal) for g in genotypes]
+    assert worst_ops(SPACE, genotypes, penalty, 1)["normal"] == ["max_pool_7x7"]
+
+
 def test_keep_falls_linearly_over_keep_decay_of_the_steps_then_holds():
     steps = 101
     whole = TrainConfig(keep_start=1.0, keep_end=0.2)
@@ -67,6 +114,13 @@ def test_keep_falls_linearly_over_keep_decay_of_the_steps_then_holds():
     for bad in (0.0, 1.5):
         with pytest.raises(ConfigError, match="keep_decay"):
             TrainConfig(keep_decay=bad)
+
+
+@pytest.mark.parametrize("bad", [{"sampling": "uniform", "shrink_ops": 2}, {"sampling": "dropout", "shrink_ops": 13},
+                                 {"sampling": "dropout", "shrink_ops": 2, "shrink_paths": 0}])
+def test_shrinking_needs_path_dropout_and_leaves_ops_to_sample(bad):
+    with pytest.raises(ConfigError, match="shrink_ops"):
+        TrainConfig(**bad)
 
 
 def test_distilled_single_paths_are_drawn_per_step_apart_from_the_sampled_paths():

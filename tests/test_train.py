@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -275,6 +276,32 @@ def test_a_branched_run_is_its_trunk_then_each_branch_a_run_of_seed_plus_k_resum
     assert summary["fork_step"] == fork and len(summary["branches"]) == 2
     assert summary["val_acc"] == pytest.approx(np.mean(accs, axis=0).tolist())
     assert_search_scores_the_mean(out, [out / f"branch{k}" for k in range(2)], tmp_path / "search")
+
+
+def test_shrinking_freezes_the_judged_ops_from_the_fork_on_and_resumes_exactly(tmp_path):
+    """shrink_ops=2: at the fork the run judges each cell type's two worst ops (the checkpoint and
+    the summary name them; a run stopped at the fork and again after it ends as the uninterrupted
+    one), and from there on no weight or statistic of theirs moves while the other ops train on."""
+    schedule = ["sampling=dropout", "keep_start=1.0", "keep_end=0.0", "keep_decay=0.5", "shrink_ops=2",
+                "shrink_paths=8"]
+    fork = int(np.ceil(0.5 * (STEPS - 1)))
+    at_fork = train(tmp_path / "cut", *schedule, f"max_steps={fork}")
+    assert at_fork["pruned"] is None
+    assert train(tmp_path / "cut", *schedule, f"max_steps={fork + 3}")["pruned"] is not None
+    whole, cut = train(tmp_path / "whole", *schedule), train(tmp_path / "cut", *schedule)
+    assert_same_state(cut, whole)
+    pruned = whole["pruned"]
+    assert cut["pruned"] == pruned == json.loads((tmp_path / "whole" / "supernet.json").read_text())["pruned_ops"]
+    space, net = get_space("darts"), load_supernet(tmp_path / "whole")
+    assert all(len(pruned[cell]) == 2 and set(pruned[cell]) <= set(space.ops) for cell in ("normal", "reduce"))
+    frozen, others = set(), set()
+    for key in whole["model"]:
+        term = re.match(r"cells\.(\d+)\.edges\.\d+\.\d+\.(\d+)\.", key)
+        if term:
+            cell = "reduce" if net.cells[int(term[1])].reduction else "normal"
+            (frozen if space.ops[int(term[2])] in pruned[cell] else others).add(key)
+    assert frozen and all(torch.equal(whole["model"][k], at_fork["model"][k]) for k in frozen)
+    assert any(not torch.equal(whole["model"][k], at_fork["model"][k]) for k in others)
 
 
 def test_independent_runs_are_runs_of_seed_plus_k_and_the_search_scores_their_mean(tmp_path):

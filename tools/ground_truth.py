@@ -17,6 +17,7 @@ accuracy), params, macs}.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import time
@@ -40,6 +41,8 @@ def parse_args(argv=None):
     p.add_argument("--space", default="nasnet")
     p.add_argument("--sample", type=int, default=24, help="random genotypes of the space")
     p.add_argument("--sample-seed", type=int, default=0)
+    p.add_argument("--min-width", type=int, default=0,
+                   help="keep only the draws whose two cells concatenate at least this many states")
     p.add_argument("--zoo", nargs="*", default=[], help="zoo cells to add")
     p.add_argument("--reseed", type=int, default=8, help="genotypes trained with more seeds than seed 0")
     p.add_argument("--seeds", type=int, default=2, help="seeds of each of those genotypes")
@@ -52,10 +55,14 @@ def parse_args(argv=None):
     return args
 
 
-def genotypes(space_name: str, sample: int, sample_seed: int, zoo_cells) -> dict:
-    """name -> genotype: `sample` seeded draws of the space, then the zoo cells."""
+def genotypes(space_name: str, sample: int, sample_seed: int, zoo_cells, min_width: int = 0) -> dict:
+    """name -> genotype: `sample` seeded draws of the space, of those whose cells concatenate at least
+    `min_width` states (the uniform draw conditioned on width: the wide cells that searches find,
+    say), then the zoo cells."""
     space, rng = get_space(space_name), np.random.default_rng(sample_seed)
-    named = {f"{space_name}_{sample_seed}_{i:02d}": space.sample(rng) for i in range(sample)}
+    draws = (space.sample(rng) for _ in itertools.count())
+    kept = (g for g in draws if len(g.normal_concat) + len(g.reduce_concat) >= min_width)
+    named = {f"{space_name}_{sample_seed}_{i:02d}": g for i, g in zip(range(sample), kept)}
     return {**named, **{name: zoo.get(name) for name in zoo_cells}}
 
 
@@ -80,7 +87,7 @@ def recorded(path: Path, cells: dict) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
-    cells = genotypes(args.space, args.sample, args.sample_seed, args.zoo)
+    cells = genotypes(args.space, args.sample, args.sample_seed, args.zoo, args.min_width)
     reseeded = list(cells)[:args.reseed]
     jobs = [(name, 0) for name in cells] + [(name, seed) for seed in range(1, args.seeds) for name in reseeded]
     results = recorded(args.json, cells)

@@ -30,7 +30,9 @@ training: each with `tau_gap`, the supernet's tau minus the baseline's, and `tau
 interval over the same bootstrap draws of the genotypes (the supernet beats the baseline where it
 lies above 0), and `equal_width`, the Kendall tau over only the pairs of genotypes whose cells
 concatenate as many states (`pairs` of them): the order that `concat_width`, the baseline short
-fine-tuning leans on most, cannot give. `--against EARLIER` (an OUT of this tool: another supernet, scoring, or the
+fine-tuning leans on most, cannot give; and `width_lean`, the Kendall tau between the scores and
+`concat_width` (to set against that baseline's own tau, width against standalone accuracy: a
+search follows the scores' lean). `--against EARLIER` (an OUT of this tool: another supernet, scoring, or the
 untrained control) adds `against`, the same paired difference from that ranking (and in its
 `equal_width`, that over the pairs of equal width). With several
 runs (one shape, trained with other seeds, say; each supernet of a run of several, its `runs` or
@@ -372,7 +374,8 @@ def main(argv=None):
     baselines = {name: [p[name] for p in proxies] for name in proxies[0]}
     widths = baselines["concat_width"]
     result = {
-        **rank_figures(shared, truth), "equal_width": equal_width(shared, truth, widths), "count": len(records),
+        **rank_figures(shared, truth), "equal_width": equal_width(shared, truth, widths),
+        "width_lean": kendall(shared, widths), "count": len(records),
         "by_ground_truth": by_file(args.ground_truth, sources, shared, truth, baselines),
         "accuracy_ratio": float(np.mean(accuracy) / np.mean(truth)),
         "shared_weight_accuracy_mean": float(np.mean(accuracy)), "standalone_accuracy_mean": float(np.mean(truth)),
@@ -393,7 +396,8 @@ def main(argv=None):
     }
     write_json(args.json, result)
     print(json.dumps({k: result[k] for k in ("kendall_tau", "kendall_tau_95", "spearman", "top_quarter_precision",
-                                              "equal_width", "accuracy_ratio", "count", "ceiling", "agreement",
+                                              "equal_width", "width_lean", "accuracy_ratio", "count", "ceiling",
+                                              "agreement",
                                               "by_ground_truth")}))
     print(json.dumps({name: [figures["kendall_tau"], figures["tau_gap_95"]] for name, figures in result["baselines"].items()}))
     if result["against"]:
