@@ -35,14 +35,14 @@ def synflow(net: torch.nn.Module, x: torch.Tensor) -> float:
     return float(sum((p.detach() * p.grad).abs().sum() for p in net.parameters() if p.grad is not None))
 
 
-def concat_width(net: torch.nn.Module) -> float:
-    genotype = net.genotype
+def concat_width(genotype) -> float:
+    """How many states the genotype's normal and reduction cells concatenate."""
     return float(len(genotype.normal_concat) + len(genotype.reduce_concat))
 
 
 PROXIES = {
     "params": lambda make, x, y: float(count_params(make())),
-    "concat_width": lambda make, x, y: concat_width(make()),
+    "concat_width": lambda make, x, y: concat_width(make().genotype),
     "grad_norm": lambda make, x, y: grad_norm(make(), x, y),
     "synflow": lambda make, x, y: synflow(make(), x),
 }

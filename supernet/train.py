@@ -161,10 +161,9 @@ def sample_paths(space, seed: int, step: int, sampling: str = "uniform", count: 
         return [{"arch": space.decode([column[i] for column in columns])} for i in range(paths)]
     masks = []
     for i, d in enumerate(space.decisions):
-        kept = rng.random(d.num_choices) < keep
-        choices = np.arange(d.num_choices) if allowed is None else np.flatnonzero(allowed[i])
-        if allowed is not None:
-            kept &= allowed[i]
+        free = np.ones(d.num_choices, dtype=bool) if allowed is None else allowed[i]
+        kept = (rng.random(d.num_choices) < keep) & free
+        choices = np.flatnonzero(free)
         kept[choices[rng.integers(len(choices))]] |= not kept.any()
         share = {"sum": 1.0, "sqrt": np.sqrt(kept.sum()), "mean": kept.sum()}[mix]
         masks.append(torch.from_numpy((kept / share).astype(np.float32)))
@@ -255,7 +254,7 @@ class Trainer(TrainLoop):
         self.scoring_batches = take_batches(d.train, self.scoring.train_batches, dist.device, self.channels_last)
         self.validation = (take_batches(d.val, cfg.eval_batches, dist.device, self.channels_last)
                            if d.val is not None else [])
-        self.pruned = None   # shrink_ops: the ops judge_ops dropped at the fork, per cell type
+        self.prune(None)
 
     def describe(self) -> str:
         return (f"supernet: {_count(self.net)} params; {self.total_steps} steps of {self.cfg.batch_size} x "
@@ -264,12 +263,12 @@ class Trainer(TrainLoop):
     def step_inputs(self) -> tuple:
         cfg = self.cfg
         if cfg.shrink_ops and self.pruned is None and self.step >= fork_step(cfg, self.total_steps):
-            self.pruned = self.judge_ops()
+            self.prune(self.judge_ops())
             log.info("step %d: the single paths no longer sample %s", self.step,
                      "; ".join(f"{cell}: {', '.join(ops)}" for cell, ops in self.pruned.items()))
         paths = sample_paths(self.space, self.draws, self.step, cfg.sampling, cfg.paths_per_step,
                              keep_share(cfg, self.step, self.total_steps),
-                             cfg.dropout_mix, None if self.pruned is None else allowed_choices(self.space, self.pruned))
+                             cfg.dropout_mix, self.allowed)
         return ([{k: [w.to(self.dist.device) for w in v] if k == "weights" else v for k, v in path.items()}
                  for path in paths], distill_students(self.space, self.draws, self.step, cfg.distill_paths))
 
@@ -298,6 +297,11 @@ class Trainer(TrainLoop):
             self.ema.update(self.net)
         return stats
 
+    def prune(self, pruned: dict[str, list[str]] | None):
+        """Sample no more of the ops `pruned` names per cell type (shrink_ops; None: every op)."""
+        self.pruned = pruned
+        self.allowed = None if pruned is None else allowed_choices(self.space, pruned)
+
     def judge_ops(self) -> dict[str, list[str]]:
         """The `shrink_ops` ops of each cell type that `shrink_paths` random single paths (the same on
         every rank, each scored on one of the fixed scoring batches by JUDGE_SCORING) say are worst:
@@ -315,7 +319,7 @@ class Trainer(TrainLoop):
         return {"pruned": self.pruned, **({"ema": self.ema.module.state_dict()} if self.ema is not None else {})}
 
     def load_extra_state(self, state: dict):
-        self.pruned = state.get("pruned")
+        self.prune(state.get("pruned"))
         if self.ema is not None:
             self.ema.module.load_state_dict(state["ema"])
 

@@ -29,6 +29,7 @@ import numpy as np
 from ranking import seed_ceiling
 
 from retrain.train import RetrainConfig, retrain
+from search.proxies import concat_width
 from supernet import zoo
 from supernet.runtime.config import from_dict, read_yaml
 from supernet.runtime.files import write_json
@@ -61,7 +62,7 @@ def genotypes(space_name: str, sample: int, sample_seed: int, zoo_cells, min_wid
     say), then the zoo cells."""
     space, rng = get_space(space_name), np.random.default_rng(sample_seed)
     draws = (space.sample(rng) for _ in itertools.count())
-    kept = (g for g in draws if len(g.normal_concat) + len(g.reduce_concat) >= min_width)
+    kept = (g for g in draws if concat_width(g) >= min_width)
     named = {f"{space_name}_{sample_seed}_{i:02d}": g for i, g in zip(range(sample), kept)}
     return {**named, **{name: zoo.get(name) for name in zoo_cells}}
 

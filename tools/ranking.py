@@ -397,8 +397,7 @@ def main(argv=None):
     write_json(args.json, result)
     print(json.dumps({k: result[k] for k in ("kendall_tau", "kendall_tau_95", "spearman", "top_quarter_precision",
                                               "equal_width", "width_lean", "accuracy_ratio", "count", "ceiling",
-                                              "agreement",
-                                              "by_ground_truth")}))
+                                              "agreement", "by_ground_truth")}))
     print(json.dumps({name: [figures["kendall_tau"], figures["tau_gap_95"]] for name, figures in result["baselines"].items()}))
     if result["against"]:
         print(json.dumps(result["against"]))
