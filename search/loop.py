@@ -6,7 +6,9 @@ and the history so far), so re-running the command continues exactly where the
 last round ended. The run directory gets `history.jsonl` (one record per
 evaluation), `metrics.jsonl` and TensorBoard events, and at the end
 `search.json` (best genotype and reward, strategy, budget spent, full history)
-and `search.png` (best reward so far against evaluations).
+and `search.png` (best reward so far against evaluations). With `finalists`, the
+best candidates are then scored again with longer fine-tuning (checkpointed too),
+and the best of them by that `final_score` is the search's winner.
 """
 from __future__ import annotations
 
@@ -34,6 +36,22 @@ def best_record(history: list[dict]) -> dict | None:
     return max(accepted, key=lambda r: r["reward"]) if accepted else None
 
 
+def restore_cache(evaluator, records: list[dict]) -> None:
+    """Seed `evaluator`'s cache with the scores `records` (checkpointed evaluations) hold."""
+    for rec in records:
+        evaluator.cache.setdefault(Genotype.from_dict(rec["genotype"]), {k: rec[k] for k in CACHED_FIELDS})
+
+
+def rescore_finalists(cfg, history: list[dict], evaluator) -> list[dict]:
+    """The `cfg.finalists` best distinct candidates that the search accepted, best reward first (the first
+    evaluation on a tie), each with its `final_score` under `evaluator`."""
+    top = sorted((r for r in history if r["rejected"] is None and not r["cached"]),
+                 key=lambda r: r["reward"], reverse=True)[:cfg.finalists]
+    records = evaluator.evaluate([Genotype.from_dict(r["genotype"]) for r in top])
+    return [{"evaluation": r["evaluation"], "genotype": r["genotype"], "reward": r["reward"],
+             "final_score": rec["score"]} for r, rec in zip(top, records)]
+
+
 def plot_history(history: list[dict], path: Path, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -52,16 +70,19 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def run_search(cfg, strategy, evaluator, out, is_main: bool = True) -> dict:
-    """Search until `cfg.budget` evaluations are done (resuming from `out`'s checkpoint); the summary."""
+def run_search(cfg, strategy, evaluator, out, is_main: bool = True, finalist_evaluator=None) -> dict:
+    """Search until `cfg.budget` evaluations are done (resuming from `out`'s checkpoint), then score the
+    finalists again with `finalist_evaluator` where given; the summary."""
     out = Path(out)
     state = load_checkpoint(out)
     history, elapsed = [], 0.0
     if state is not None:
         strategy.load_state_dict(state["strategy"])
         history, elapsed = state["history"], state["elapsed"]
-        for rec in history:
-            evaluator.cache.setdefault(Genotype.from_dict(rec["genotype"]), {k: rec[k] for k in CACHED_FIELDS})
+        restore_cache(evaluator, history)
+        saved = state.get("finalists")
+        if finalist_evaluator is not None and saved and saved["finetune_steps"] == cfg.finalist_finetune_steps:
+            restore_cache(finalist_evaluator, saved["scored"])
         log.info("resuming %s after %d/%d evaluations", out, len(history), cfg.budget)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -79,8 +100,7 @@ def run_search(cfg, strategy, evaluator, out, is_main: bool = True) -> dict:
                    for i, (g, r) in enumerate(zip(genotypes, records))]
             history += new
             if is_main:
-                save_checkpoint(out, {"strategy": strategy.state_dict(), "history": history,
-                                      "elapsed": time.perf_counter() - start, "config": to_dict(cfg)})
+                save_checkpoint(out, checkpoint(cfg, strategy, history, start))
                 with open(out / HISTORY_FILE, "a") as f:
                     f.writelines(json.dumps(r) + "\n" for r in new)
             barrier()
@@ -92,24 +112,45 @@ def run_search(cfg, strategy, evaluator, out, is_main: bool = True) -> dict:
             if round_ % cfg.log_every == 0 or len(history) >= cfg.budget:
                 log.info("%s | best reward %.4f", progress.line(len(history)), best_reward)
             round_ += 1
+        finalists = None
+        if finalist_evaluator is not None:
+            finalists = rescore_finalists(cfg, history, finalist_evaluator)
+            if is_main:
+                scored = [{"genotype": g.to_dict(), **rec} for g, rec in finalist_evaluator.cache.items()]
+                save_checkpoint(out, {**checkpoint(cfg, strategy, history, start), "finalists": {
+                    "finetune_steps": cfg.finalist_finetune_steps, "scored": scored}})
+            log.info("finalists (reward -> final score): %s", ", ".join(
+                f"{r['reward']:.4f} -> {r['final_score']:.4f}" for r in finalists))
     finally:
         metrics.close()
-    return summarize(cfg, history, time.perf_counter() - start, out, is_main)
+    return summarize(cfg, history, time.perf_counter() - start, out, is_main, finalists)
 
 
-def summarize(cfg, history: list[dict], wall_time: float, out: Path, is_main: bool) -> dict:
+def checkpoint(cfg, strategy, history: list[dict], start: float) -> dict:
+    return {"strategy": strategy.state_dict(), "history": history, "elapsed": time.perf_counter() - start,
+            "config": to_dict(cfg)}
+
+
+def summarize(cfg, history: list[dict], wall_time: float, out: Path, is_main: bool,
+              finalists: list[dict] | None = None) -> dict:
+    """The summary (search.json); with `finalists`, the best is the finalist of the highest final score."""
     best = best_record(history)
+    if finalists:
+        best = max(finalists, key=lambda r: r["final_score"])
     scored = sum(not r["cached"] and r["rejected"] is None for r in history)
     summary = {
         "best": None if best is None else {
             "genotype": best["genotype"], "genotype_str": str(Genotype.from_dict(best["genotype"])),
-            "reward": best["reward"], "evaluation": best["evaluation"]},
+            "reward": best["reward"], "evaluation": best["evaluation"],
+            **({"final_score": best["final_score"]} if finalists else {})},
         "strategy": cfg.strategy, "strategy_options": cfg.strategy_options, "budget": cfg.budget,
         "evaluations": len(history), "scored": scored,
         "cached": sum(r["cached"] for r in history),
         "rejected": sum(r["rejected"] is not None for r in history),
         "wall_time_s": round(wall_time, 3), "supernet": cfg.supernet, "history": history,
     }
+    if finalists:
+        summary.update(finalist_finetune_steps=cfg.finalist_finetune_steps, finalists=finalists)
     if is_main:
         write_json(out / SUMMARY_FILE, summary)
         plot_history(history, out / PLOT_FILE, f"{cfg.strategy}: best {summary['best']['reward']:.4f}"

@@ -76,8 +76,28 @@ def test_an_untrained_search_scores_the_supernet_at_its_initialisation(supernet,
     assert rewards["untrained"] == rewards["initialised"] != rewards["trained"]
 
 
+def test_finalists_are_the_best_candidates_scored_again_with_longer_finetuning(supernet, tmp_path):
+    plain = search(tmp_path / "plain", supernet, "random", 8)
+    finals = search(tmp_path / "finals", supernet, "random", 8, "finalists=3", "finalist_finetune_steps=3")
+    # the random draws do not depend on the rewards: this search scores the same candidates as the finalists are scored
+    tuned = search(tmp_path / "tuned", supernet, "random", 8, "finetune_steps=3")
+    assert [(r["genotype"], r["reward"]) for r in finals["history"]] == [(r["genotype"], r["reward"]) for r in plain["history"]]
+    ranked = sorted((r for r in plain["history"] if not r["cached"]), key=lambda r: -r["reward"])
+    assert [f["evaluation"] for f in finals["finalists"]] == [r["evaluation"] for r in ranked[:3]]
+    tuned_reward = {json.dumps(r["genotype"]): r["reward"] for r in tuned["history"]}
+    assert [f["final_score"] for f in finals["finalists"]] == [tuned_reward[json.dumps(f["genotype"])]
+                                                               for f in finals["finalists"]]
+    winner = max(finals["finalists"], key=lambda f: f["final_score"])
+    assert finals["best"]["genotype"] == winner["genotype"] and finals["best"]["final_score"] == winner["final_score"]
+    # a finished search takes more finalists on a re-run; the ones scored already come from the checkpoint
+    more = search(tmp_path / "finals", supernet, "random", 8, "finalists=4", "finalist_finetune_steps=3")
+    assert more["finalists"][:3] == finals["finalists"] and len(more["finalists"]) == 4
+    assert len(load_checkpoint(tmp_path / "finals")["finalists"]["scored"]) == 4
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["strategy=annealing"], "unknown strategy 'annealing'"),
+    (["strategy=gdas", "finalists=3"], "finalists applies to the discrete strategies, not to gdas"),
     (["strategy=evolution", "strategy_options={populaton_size: 3}"], "no option 'populaton_size'"),
     (["budgte=3"], "unknown config key 'budgte'"),
 ])
