@@ -41,7 +41,8 @@ class SearchConfig:
     eval_batches: int | None = None      # validation batches scored; None: the whole split
     # discrete strategies: when the budget is spent, the `finalists` best candidates are scored again with
     # `finalist_finetune_steps` fine-tuning steps, and the best of them is the search's winner (0: the best
-    # reward wins). Longer fine-tuning ranks the cells a search ends among better (README, the recipe).
+    # reward wins). Longer fine-tuning ranks wide cells better, but on the benchmark's searches the
+    # finalists' re-scoring chose no better cells (README, "The recipe, and why").
     finalists: int = 0
     finalist_finetune_steps: int = 50
     # size limits on the fixed network a genotype stands for: a number, or a genotype (zoo name, file,

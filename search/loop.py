@@ -127,6 +127,7 @@ def run_search(cfg, strategy, evaluator, out, is_main: bool = True, finalist_eva
 
 
 def checkpoint(cfg, strategy, history: list[dict], start: float) -> dict:
+    """What a round's checkpoint holds: enough to continue the search exactly."""
     return {"strategy": strategy.state_dict(), "history": history, "elapsed": time.perf_counter() - start,
             "config": to_dict(cfg)}
 
