@@ -10,7 +10,8 @@ clipping; EMA weights (timm ModelEmaV3) are kept when ema_decay > 0. Under torch
 is wrapped in DistributedDataParallel and each process takes its share of each global batch.
 A checkpoint ends every epoch, and re-running the command resumes from it. The run ends by
 writing model.safetensors (the final weights, loadable through timm: retrain.timm_models) and
-retrain.json with the test accuracy, the parameters, the mult-adds and the network's settings.
+retrain.json with the test accuracy (with val_fraction, that on the held-out training photos), the
+parameters, the mult-adds and the network's settings.
 """
 from __future__ import annotations
 
@@ -76,6 +77,10 @@ class RetrainConfig:
     compile: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
+    # > 0: this fraction of the training photos is held out (the split supernet-train and nas-search hold
+    # out with the same fraction), the rest trains, and the run reports its accuracy on them (val_acc),
+    # never touching the test split: how a search chooses among its finalists
+    val_fraction: float = 0.0
     workers: int = 2
     eval_every: int = 1                  # epochs between test evaluations (the last one always)
     max_epochs: int | None = None        # stop (resumably) once this many epochs are done in all
@@ -85,6 +90,8 @@ class RetrainConfig:
         for key in ("C", "layers", "batch_size", "epochs", "eval_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
 class Retrainer(TrainLoop):
@@ -96,9 +103,12 @@ class Retrainer(TrainLoop):
     def __init__(self, cfg: RetrainConfig, out: Path, dist: Dist):
         genotype, convention = resolve_genotype(cfg.genotype)
         self.data = d = make_loaders(cfg.dataset, cfg.data_dir, cfg.batch_size, image_size=cfg.image_size,
-                                     val_fraction=0.0, workers=cfg.workers, seed=cfg.seed, download=cfg.download,
+                                     val_fraction=cfg.val_fraction, workers=cfg.workers, seed=cfg.seed, download=cfg.download,
                                      cutout=cfg.cutout, rank=dist.rank, world_size=dist.world_size)
         self.train_loader, self.epochs = d.train, cfg.epochs
+        self.split = "val" if cfg.val_fraction > 0 else "test"   # the split evaluate() reports
+        if getattr(d, self.split) is None:
+            raise ConfigError(f"val_fraction {cfg.val_fraction} holds out none of {cfg.dataset}'s training photos")
         super().__init__(cfg, out, dist, amp=cfg.amp, channels_last=cfg.channels_last, grad_clip=cfg.grad_clip,
                          log_every=cfg.log_every,
                          max_steps=None if cfg.max_epochs is None else cfg.max_epochs * self.steps_per_epoch)
@@ -179,10 +189,10 @@ class Retrainer(TrainLoop):
 
     @torch.no_grad()
     def accuracy(self, net) -> tuple[float, float]:
-        """(top-1, top-5) on the test split; each rank counts its shard, the counts are summed."""
+        """(top-1, top-5) on self.split; each rank counts its shard, the counts are summed."""
         net.eval()
         counts = torch.zeros(3, dtype=torch.float64, device=self.dist.device)
-        for x, y in self.data.test:
+        for x, y in getattr(self.data, self.split):
             x, y = self.to_device(x), y.to(self.dist.device, non_blocking=True)
             with self.autocast():
                 logits = net(x)
@@ -194,9 +204,9 @@ class Retrainer(TrainLoop):
 
     def evaluate(self) -> dict:
         top1, top5 = self.accuracy(self.net)
-        result = {"test_acc": top1, "test_top5": top5}
+        result = {f"{self.split}_acc": top1, f"{self.split}_top5": top5}
         if self.ema:
-            result["test_acc_ema"] = self.accuracy(self.ema.module)[0]
+            result[f"{self.split}_acc_ema"] = self.accuracy(self.ema.module)[0]
         return result
 
     def summary(self) -> dict:

@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from retrain.cli import main
 from retrain.sizes import measure
@@ -12,6 +13,7 @@ from supernet import zoo
 from supernet.genotype import GenotypeError
 from supernet.genotype_source import resolve_genotype
 from supernet.runtime.checkpoint import load_checkpoint
+from supernet.runtime.data import make_loaders
 from supernet.space import get_space
 
 
@@ -82,6 +84,18 @@ def test_digits_retrain_from_a_search_json_end_to_end(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     assert [r["drop_path"] for r in records] == pytest.approx([0.0, 0.1])   # the linear ramp from 0 to 0.2
+
+
+def test_val_fraction_judges_on_the_held_out_training_photos_and_never_on_the_test_split(tmp_path):
+    summary = retrain(_digits_config("darts_v2", val_fraction=0.2, drop_path=0.0), tmp_path)
+    assert "test_acc" not in summary and summary["val_acc"] > 0.3   # 10 classes: chance is 0.1
+    # the same accuracy counted here on the split supernet-train and nas-search hold out with that fraction
+    data = make_loaders("digits", "data", 64, val_fraction=0.2, workers=0)
+    net = NetSpec(zoo.get("darts_v2"), 6, 3, 10, 8, in_channels=1).build()
+    net.load_state_dict(load_file(str(tmp_path / "model.safetensors")))
+    with torch.no_grad():
+        correct = sum((net.eval()(x).argmax(1) == y).sum().item() for x, y in data.val)
+    assert summary["val_acc"] == correct / len(data.val.dataset)
 
 
 def test_a_stopped_run_resumes_to_the_same_weights(tmp_path):
