@@ -36,7 +36,6 @@ from .compare import strategy_runs, write_comparison
 from .config import SearchConfig
 from .constraints import Constraints
 from .evaluator import Evaluator
-from .finalists import check_finalist_config
 from .loop import SUMMARY_FILE, run_search
 from .strategy import create_strategy
 
@@ -88,7 +87,8 @@ def build_evaluator(cfg: SearchConfig, trained: dict, nets: list, data, device) 
         constraints = replace(target, max_params=size_limit(cfg.max_params, "params", target),
                               max_macs=size_limit(cfg.max_macs, "macs", target))
     scoring, channels_last = cfg.scoring(trained), uses_channels_last(trained.get("channels_last"), device)
-    train = take_batches(data.train, scoring.train_batches, device, channels_last)
+    finalist_batches = cfg.finalist_scoring(trained).train_batches if cfg.finalists else 0
+    train = take_batches(data.train, max(scoring.train_batches, finalist_batches), device, channels_last)
     validation = take_batches(data.val, cfg.eval_batches, device, channels_last) if data.val is not None else []
     return Evaluator(nets, train, validation, constraints, mixed_precision(cfg.amp, device)[0], scoring, channels_last)
 
@@ -107,9 +107,8 @@ def search(cfg: SearchConfig, out) -> dict | None:
         if cfg.relaxed:   # the relaxation trains a copy of the first supernet's weights where a run has several
             return relaxed_search(cfg, nets[0], trained, evaluator, out, dist)
         strategy = create_strategy(cfg.strategy, nets[0].space, seed=cfg.seed, **cfg.strategy_options)
-        if cfg.finalists:
-            check_finalist_config(cfg, trained)
-        return run_search(cfg, strategy, evaluator, out, dist.is_main, trained)
+        finalist_evaluator = evaluator.rescoring(cfg.finalist_scoring(trained)) if cfg.finalists else None
+        return run_search(cfg, strategy, evaluator, out, dist.is_main, finalist_evaluator)
 
 
 def relaxed_search(cfg: SearchConfig, net, trained: dict, evaluator: Evaluator, out: Path, dist) -> dict | None:

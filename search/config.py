@@ -1,7 +1,7 @@
 """Settings of `nas-search` (read with supernet.runtime.config.load_config: YAML plus key=value overrides)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal
 
 from supernet.runtime.config import ConfigError
@@ -15,7 +15,7 @@ class SearchConfig:
     """The data (dataset, split, image size) are those of the supernet run; `batch_size`
     is the search's own (per process for the relaxed strategies)."""
     RERUN_FREE_KEYS: ClassVar[tuple] = ("workers", "log_every", "budget", "max_steps", "finalists",
-                                        "finalist_retrain")
+                                        "finalist_finetune_steps")
 
     supernet: str = ""                   # the supernet-train run directory
     untrained: bool = False              # search the supernet at initialisation (seed 0) instead of its trained
@@ -39,12 +39,12 @@ class SearchConfig:
     head: Literal["inherited", "refit"] | None = None
     metric: Metric | None = None         # supernet.scoring.METRICS
     eval_batches: int | None = None      # validation batches scored; None: the whole split
-    # discrete strategies: when the budget is spent, the `finalists` best candidates are each trained from
-    # scratch by the nas-retrain config `finalist_retrain` on the supernet's training photos, and the most
-    # accurate on the search's held-out photos is the search's winner (search.finalists; 0: the best
-    # reward wins)
+    # discrete strategies: when the budget is spent, the `finalists` best candidates are scored again with
+    # `finalist_finetune_steps` fine-tuning steps, and the best of them is the search's winner (0: the best
+    # reward wins). Longer fine-tuning ranks wide cells better, but on the benchmark's searches the
+    # finalists' re-scoring chose no better cells (README, "The recipe, and why").
     finalists: int = 0
-    finalist_retrain: str | None = None
+    finalist_finetune_steps: int = 50
     # size limits on the fixed network a genotype stands for: a number, or a genotype (zoo name, file,
     # or inline) whose network at the target size sets the limit; target_* None: the supernet's
     max_params: int | str | dict | None = None
@@ -78,10 +78,9 @@ class SearchConfig:
         for key in ("budget", "ask_size", "batch_size", "accum_steps", "log_every", "epochs"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
-        if self.finalists < 0:
-            raise ConfigError(f"finalists must be at least 0, got {self.finalists}")
-        if self.finalists and not self.finalist_retrain:
-            raise ConfigError("finalists needs finalist_retrain, the nas-retrain config that trains them")
+        if self.finalists < 0 or self.finalist_finetune_steps < 1:
+            raise ConfigError("finalists must be at least 0 and finalist_finetune_steps at least 1, got "
+                              f"{self.finalists} and {self.finalist_finetune_steps}")
         if self.batch_size % self.accum_steps:
             raise ConfigError(f"batch_size ({self.batch_size}) must be a multiple of accum_steps ({self.accum_steps})")
         if not self.strategies or len(set(self.strategies)) != len(self.strategies):
@@ -106,6 +105,10 @@ class SearchConfig:
     def scoring(self, trained: dict) -> Scoring:
         """How candidates are scored, `trained` being the supernet run's config."""
         return scoring_from(trained, **{key: getattr(self, key) for key in SCORING_KEYS})
+
+    def finalist_scoring(self, trained: dict) -> Scoring:
+        """How the finalists are scored again: as the candidates, with finalist_finetune_steps fine-tuning steps."""
+        return replace(self.scoring(trained), finetune_steps=self.finalist_finetune_steps)
 
     @property
     def strategies(self) -> list[str]:

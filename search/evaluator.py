@@ -39,6 +39,11 @@ class Evaluator:
         self.autocast, self.scoring, self.channels_last = autocast, scoring, channels_last
         self.cache: dict = {}
 
+    def rescoring(self, scoring: Scoring) -> Evaluator:
+        """An evaluator of the same supernets and batches that scores as `scoring` says, with no size limits
+        (for candidates already accepted)."""
+        return Evaluator(self.supernets, self.train, self.validation, None, self.autocast, scoring, self.channels_last)
+
     def score(self, genotype) -> float:
         """The validation score of the subnet of `genotype` (supernet.scoring: accuracy unless told
         otherwise), its mean over the supernets."""

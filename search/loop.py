@@ -7,8 +7,8 @@ last round ended. The run directory gets `history.jsonl` (one record per
 evaluation), `metrics.jsonl` and TensorBoard events, and at the end
 `search.json` (best genotype and reward, strategy, budget spent, full history)
 and `search.png` (best reward so far against evaluations). With `finalists`, the
-best candidates are then trained from scratch (search.finalists), and the one most
-accurate on the held-out photos (`val_acc`) is the search's winner.
+best candidates are then scored again with longer fine-tuning (checkpointed too),
+and the best of them by that `final_score` is the search's winner.
 """
 from __future__ import annotations
 
@@ -23,8 +23,6 @@ from supernet.runtime.config import to_dict
 from supernet.runtime.distributed import barrier
 from supernet.runtime.files import write_atomic, write_json
 from supernet.runtime.metrics import MetricsLog, Progress
-
-from .finalists import train_finalists
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +40,16 @@ def restore_cache(evaluator, records: list[dict]) -> None:
     """Seed `evaluator`'s cache with the scores `records` (checkpointed evaluations) hold."""
     for rec in records:
         evaluator.cache.setdefault(Genotype.from_dict(rec["genotype"]), {k: rec[k] for k in CACHED_FIELDS})
+
+
+def rescore_finalists(cfg, history: list[dict], evaluator) -> list[dict]:
+    """The `cfg.finalists` best distinct candidates that the search accepted, best reward first (the first
+    evaluation on a tie), each with its `final_score` under `evaluator`."""
+    top = sorted((r for r in history if r["rejected"] is None and not r["cached"]),
+                 key=lambda r: r["reward"], reverse=True)[:cfg.finalists]
+    records = evaluator.evaluate([Genotype.from_dict(r["genotype"]) for r in top])
+    return [{"evaluation": r["evaluation"], "genotype": r["genotype"], "reward": r["reward"],
+             "final_score": rec["score"]} for r, rec in zip(top, records)]
 
 
 def plot_history(history: list[dict], path: Path, title: str) -> None:
@@ -62,9 +70,9 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def run_search(cfg, strategy, evaluator, out, is_main: bool = True, trained: dict | None = None) -> dict:
-    """Search until `cfg.budget` evaluations are done (resuming from `out`'s checkpoint), then train the
-    finalists (`trained`: the supernet run's config, which gives them their data); the summary."""
+def run_search(cfg, strategy, evaluator, out, is_main: bool = True, finalist_evaluator=None) -> dict:
+    """Search until `cfg.budget` evaluations are done (resuming from `out`'s checkpoint), then score the
+    finalists again with `finalist_evaluator` where given; the summary."""
     out = Path(out)
     state = load_checkpoint(out)
     history, elapsed = [], 0.0
@@ -72,6 +80,9 @@ def run_search(cfg, strategy, evaluator, out, is_main: bool = True, trained: dic
         strategy.load_state_dict(state["strategy"])
         history, elapsed = state["history"], state["elapsed"]
         restore_cache(evaluator, history)
+        saved = state.get("finalists")
+        if finalist_evaluator is not None and saved and saved["finetune_steps"] == cfg.finalist_finetune_steps:
+            restore_cache(finalist_evaluator, saved["scored"])
         log.info("resuming %s after %d/%d evaluations", out, len(history), cfg.budget)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -101,10 +112,15 @@ def run_search(cfg, strategy, evaluator, out, is_main: bool = True, trained: dic
             if round_ % cfg.log_every == 0 or len(history) >= cfg.budget:
                 log.info("%s | best reward %.4f", progress.line(len(history)), best_reward)
             round_ += 1
-        finalists = train_finalists(cfg, trained, history, out) if cfg.finalists else None
-        if finalists:
-            log.info("finalists (reward -> held-out accuracy): %s", ", ".join(
-                f"{r['reward']:.4f} -> {r['val_acc']:.4f}" for r in finalists))
+        finalists = None
+        if finalist_evaluator is not None:
+            finalists = rescore_finalists(cfg, history, finalist_evaluator)
+            if is_main:
+                scored = [{"genotype": g.to_dict(), **rec} for g, rec in finalist_evaluator.cache.items()]
+                save_checkpoint(out, {**checkpoint(cfg, strategy, history, start), "finalists": {
+                    "finetune_steps": cfg.finalist_finetune_steps, "scored": scored}})
+            log.info("finalists (reward -> final score): %s", ", ".join(
+                f"{r['reward']:.4f} -> {r['final_score']:.4f}" for r in finalists))
     finally:
         metrics.close()
     return summarize(cfg, history, time.perf_counter() - start, out, is_main, finalists)
@@ -118,16 +134,16 @@ def checkpoint(cfg, strategy, history: list[dict], start: float) -> dict:
 
 def summarize(cfg, history: list[dict], wall_time: float, out: Path, is_main: bool,
               finalists: list[dict] | None = None) -> dict:
-    """The summary (search.json); with `finalists`, the best is the finalist most accurate on the held-out photos."""
+    """The summary (search.json); with `finalists`, the best is the finalist of the highest final score."""
     best = best_record(history)
     if finalists:
-        best = max(finalists, key=lambda r: r["val_acc"])
+        best = max(finalists, key=lambda r: r["final_score"])
     scored = sum(not r["cached"] and r["rejected"] is None for r in history)
     summary = {
         "best": None if best is None else {
             "genotype": best["genotype"], "genotype_str": str(Genotype.from_dict(best["genotype"])),
             "reward": best["reward"], "evaluation": best["evaluation"],
-            **({"val_acc": best["val_acc"]} if finalists else {})},
+            **({"final_score": best["final_score"]} if finalists else {})},
         "strategy": cfg.strategy, "strategy_options": cfg.strategy_options, "budget": cfg.budget,
         "evaluations": len(history), "scored": scored,
         "cached": sum(r["cached"] for r in history),
@@ -135,7 +151,7 @@ def summarize(cfg, history: list[dict], wall_time: float, out: Path, is_main: bo
         "wall_time_s": round(wall_time, 3), "supernet": cfg.supernet, "history": history,
     }
     if finalists:
-        summary.update(finalist_retrain=cfg.finalist_retrain, finalists=finalists)
+        summary.update(finalist_finetune_steps=cfg.finalist_finetune_steps, finalists=finalists)
     if is_main:
         write_json(out / SUMMARY_FILE, summary)
         plot_history(history, out / PLOT_FILE, f"{cfg.strategy}: best {summary['best']['reward']:.4f}"
