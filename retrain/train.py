@@ -79,7 +79,7 @@ class RetrainConfig:
     seed: int = 0
     # > 0: this fraction of the training photos is held out (the split supernet-train and nas-search hold
     # out with the same fraction), the rest trains, and the run reports its accuracy on them (val_acc),
-    # never touching the test split: how a search chooses among its finalists
+    # never touching the test split: how a search's best candidates are compared (README, "The recipe, and why")
     val_fraction: float = 0.0
     workers: int = 2
     eval_every: int = 1                  # epochs between test evaluations (the last one always)
