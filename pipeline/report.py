@@ -19,6 +19,7 @@ from supernet.runtime.metrics import read_metrics
 from supernet.scoring import METRICS
 
 from .draw import save_cell
+from .shortlist import SHORTLIST_DIR, SHORTLIST_FILE
 from .stages import final_json
 
 REPORT_DIR = "report"
@@ -29,11 +30,12 @@ def _read(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def gather(out: Path, configs: dict) -> dict:
-    """The headline figures of the three finished stages."""
+def gather(out: Path, configs: dict, shortlist: int) -> dict:
+    """The headline figures of the three finished stages (and of the shortlist, where there is one)."""
     supernet = _read(final_json("supernet", configs["supernet"], out / "supernet"))
     found = _read(final_json("search", configs["search"], out / "search"))
     retrained = _read(final_json("retrain", configs["retrain"], out / "retrain"))
+    chosen = _read(out / SHORTLIST_DIR / SHORTLIST_FILE) if shortlist else None
     compared = isinstance(configs["search"].strategy, list)
     if compared:
         strategy, search_time = found["best"]["strategy"], found["wall_time_s"]
@@ -43,13 +45,15 @@ def gather(out: Path, configs: dict) -> dict:
     return {
         "dataset": supernet["dataset"], "space": supernet["space"], "strategy": strategy,
         "genotype": retrained["genotype"], "genotype_str": str(Genotype.from_dict(retrained["genotype"])),
-        "reward": found["best"]["reward"],   # the cells' validation score on the supernet's shared weights
+        "reward": (chosen or found)["best"]["reward"],   # the cells' validation score on the supernet's shared weights
         "reward_metric": configs["search"].scoring(asdict(configs["supernet"])).metric,
         "supernet_val_acc_mean": supernet["val_acc_mean"], "supernet_eval_subnets": len(supernet["val_acc"] or []),
         "params": retrained["params"], "macs": retrained["macs"],
         "test_acc": retrained["test_acc"], "test_top5": retrained["test_top5"],
-        "time_s": {"supernet": supernet["wall_time_s"], "search": search_time, "retrain": retrained["wall_time_s"]},
+        "time_s": {"supernet": supernet["wall_time_s"], "search": search_time,
+                   **({"shortlist": chosen["wall_time_s"]} if chosen else {}), "retrain": retrained["wall_time_s"]},
         "strategies": found["strategies"] if compared else None,
+        "shortlist": chosen and [{key: r[key] for key in ("reward", "val_acc", "genotype_str")} for r in chosen["candidates"]],
     }
 
 
@@ -59,14 +63,18 @@ def summary_table(s: dict) -> str:
         ["supernet", f"mean validation accuracy of {s['supernet_eval_subnets']} random subnets",
          _fmt(s["supernet_val_acc_mean"])],
         ["supernet", "random subnets' accuracy / the retrained network's test accuracy",
-         _fmt(s["supernet_val_acc_mean"] / s["test_acc"] if s["test_acc"] else None)],
+         _fmt(s["supernet_val_acc_mean"] / s["test_acc"]
+              if s["supernet_val_acc_mean"] is not None and s["test_acc"] else None)],   # eval_subnets: 0 scores none
         ["search", "strategy", s["strategy"]],
         ["search", f"reward: {METRICS[s['reward_metric']]} of the chosen cells on shared weights",
          _fmt(s["reward"])],
+        *([["shortlist", "the search's best by reward, trained from scratch: accuracy on the held-out photos",
+            ", ".join(_fmt(r["val_acc"]) + ("*" if r["genotype_str"] == s["genotype_str"] else "")
+                      for r in s["shortlist"]) + " (* retrained)"]] if s["shortlist"] else []),
         ["retrain", "parameters", f"{s['params']:,}"],
         ["retrain", "mult-adds", f"{s['macs']:,}"],
         ["retrain", "test accuracy (top-1 / top-5)", f"{_fmt(s['test_acc'])} / {_fmt(s['test_top5'])}"],
-        ["time", "supernet / search / retrain (s)", f"{t['supernet']:.1f} / {t['search']:.1f} / {t['retrain']:.1f}"],
+        ["time", " / ".join(t) + " (s)", " / ".join(f"{seconds:.1f}" for seconds in t.values())],
     ]
     return markdown_table(["stage", "figure", "value"], rows)
 
@@ -93,9 +101,9 @@ def plot_relaxed_curve(search_dir: Path, reward: float, path: Path, title: str) 
     plt.close(fig)
 
 
-def write_report(out: Path, configs: dict) -> dict:
+def write_report(out: Path, configs: dict, shortlist: int) -> dict:
     """Write DIR/report/ and return the summary that summary.json holds."""
-    summary = gather(out, configs)
+    summary = gather(out, configs, shortlist)
     report = out / REPORT_DIR
     report.mkdir(parents=True, exist_ok=True)
     genotype = Genotype.from_dict(summary["genotype"])

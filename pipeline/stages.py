@@ -4,8 +4,9 @@ Each stage runs in DIR/<stage> on its command's own path (load_config, then the 
 `supernet-train`, `nas-search` or `nas-retrain`), so it writes what the command writes and
 resumes as the command does. The pipeline sets what links the stages: the search reads
 DIR/supernet (and its data); the retraining takes the search's result (search.json, or
-comparison.json for a list of strategies, whose `best` is the highest reward) and everything that
-defines the supernet's data: dataset, data_dir and image_size.
+comparison.json for a list of strategies, whose `best` is the highest reward; with a shortlist,
+DIR/shortlist/shortlist.json, see pipeline.shortlist) and everything that defines the supernet's
+data: dataset, data_dir and image_size, all its training photos and the test split.
 All three configs are resolved before any stage runs, so a bad key fails at once.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from search.compare import COMPARISON_FILE
 from search.config import SearchConfig
 from search.loop import SUMMARY_FILE as SEARCH_FILE
 from supernet.errors import UserError
+from supernet.genotype_source import resolve_genotype
 from supernet.runtime.config import ConfigError, load_config
 from supernet.runtime.distributed import is_main_process
 from supernet.runtime.lock import hold_run_dir
@@ -29,6 +31,7 @@ from supernet.train import SUMMARY_FILE as SUPERNET_FILE
 from supernet.train import TrainConfig, train
 
 from .config import STAGES
+from .shortlist import SHORTLIST_DIR, SHORTLIST_FILE, check_shortlist
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,8 @@ LINK_REASONS = {
     "dataset": "the retraining uses the supernet's data; set supernet.dataset",
     "data_dir": "the retraining uses the supernet's data; set supernet.data_dir",
     "image_size": "the retraining uses the supernet's data; set supernet.image_size",
+    "val_fraction": "the retraining trains on all the training photos and reports the test accuracy "
+                    "(shortlist=K compares candidates on the supernet's held-out photos)",
 }
 
 
@@ -62,41 +67,48 @@ def finished(stage: str, cfg, summary: dict | None) -> bool:
     return summary["budget" if isinstance(cfg.strategy, list) else "evaluations"] >= cfg.budget
 
 
-def links(stage: str, out: Path, configs: dict) -> dict:
+def links(stage: str, out: Path, configs: dict, shortlist: int) -> dict:
     """The settings the pipeline gives `stage`, from the stages before it."""
     if stage == "search":
         return {"supernet": str(out / "supernet")}
     if stage == "retrain":
         supernet = configs["supernet"]
-        return {"genotype": str(final_json("search", configs["search"], out / "search")),
-                **{key: getattr(supernet, key) for key in DATA_KEYS}}
+        chosen = (out / SHORTLIST_DIR / SHORTLIST_FILE if shortlist
+                  else final_json("search", configs["search"], out / "search"))
+        return {"genotype": str(chosen), **{key: getattr(supernet, key) for key in DATA_KEYS}, "val_fraction": 0.0}
     return {}
 
 
-def resolve_configs(files: dict[str, Path], overrides: dict[str, list[str]], out: Path) -> dict:
+def stage_argv(stage: str, files: dict, overrides: dict, out: Path, configs: dict, shortlist: int) -> list[str]:
+    """The stage's command line but for --out: its config file, its overrides, then the pipeline's links."""
+    linked = links(stage, out, configs, shortlist)
+    for item in overrides[stage]:
+        key = item.partition("=")[0]
+        if key in linked:
+            raise ConfigError(f"{stage}.{key} is set by the pipeline: {LINK_REASONS[key]}")
+    return ["--config", str(files[stage]), *overrides[stage],
+            *(f"{key}={json.dumps(value)}" for key, value in linked.items())]   # JSON: YAML-quoted paths
+
+
+def resolve_configs(files: dict[str, Path], overrides: dict[str, list[str]], out: Path, shortlist: int) -> dict:
     """Stage -> its config (file < overrides < links), checked as its command checks it, and
-    DIR/<stage>/config.yaml written; any error names its stage. All three are checked in a scratch
-    directory first, so that an error in a later stage leaves no run directory claimed by settings
-    that never ran."""
+    DIR/<stage>/config.yaml written; any error names its stage. All three (and the shortlist's
+    settings) are checked in a scratch directory first, so that an error in a later stage leaves no
+    run directory claimed by settings that never ran."""
     with tempfile.TemporaryDirectory() as scratch:
-        _load_configs(files, overrides, out, Path(scratch))
+        configs = _load_configs(files, overrides, out, Path(scratch), shortlist)
+    check_shortlist(shortlist, configs["supernet"], configs["search"])
     if is_main_process():
         hold_run_dir(out)   # the pipeline's directory is this job's from here on
-    return _load_configs(files, overrides, out, out)
+    return _load_configs(files, overrides, out, out, shortlist)
 
 
-def _load_configs(files, overrides, out: Path, run_root: Path) -> dict:
+def _load_configs(files, overrides, out: Path, run_root: Path, shortlist: int) -> dict:
     configs = {}
     for stage in STAGES:
-        linked = links(stage, out, configs)
-        for item in overrides[stage]:
-            key = item.partition("=")[0]
-            if key in linked:
-                raise ConfigError(f"{stage}.{key} is set by the pipeline: {LINK_REASONS[key]}")
-        argv = ["--config", str(files[stage]), "--out", str(run_root / stage), *overrides[stage],
-                *(f"{key}={json.dumps(value)}" for key, value in linked.items())]   # JSON: YAML-quoted paths
+        argv = stage_argv(stage, files, overrides, out, configs, shortlist)
         try:
-            configs[stage], _ = load_config(CONFIG_CLASSES[stage], argv)
+            configs[stage], _ = load_config(CONFIG_CLASSES[stage], [*argv, "--out", str(run_root / stage)])
         except UserError as e:
             raise ConfigError(f"{stage} stage: {e}") from None
     return configs
@@ -108,6 +120,9 @@ def run_stage(stage: str, cfg, run_dir: Path) -> dict | None:
     if path.is_file():
         summary = json.loads(path.read_text())
         if finished(stage, cfg, summary):
+            if stage == "retrain" and summary["genotype"] != resolve_genotype(cfg.genotype)[0].to_dict():
+                raise UserError(f"{run_dir} holds the retraining of other cells than {cfg.genotype} names now "
+                                "(the search or its shortlist changed); move it away to retrain the new ones")
             log.info("%s stage: finished already (%s); skipped", stage, path)
             return summary
     log.info("%s stage: %s", stage, run_dir)

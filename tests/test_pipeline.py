@@ -75,6 +75,8 @@ def test_summary_figures_are_those_of_the_stage_jsons(run):
     # the reward row names the search's metric: the digits configs rank by accuracy
     assert summary["reward_metric"] == "accuracy" and "reward: validation accuracy of" in markdown
     assert "reward: validation true-class probability of" in summary_table({**summary, "reward_metric": "probability"})
+    unscored = summary_table({**summary, "supernet_val_acc_mean": None, "supernet_eval_subnets": 0})
+    assert "| mean validation accuracy of 0 random subnets" in unscored and "| n/a " in unscored
     assert "reward: true-class probability of the fine-tuning batches of" in summary_table(
         {**summary, "reward_metric": "finetune_probability"})
 
@@ -101,6 +103,11 @@ def test_rerun_skips_the_finished_stages_and_prints_the_summary(run, monkeypatch
     (["searhc.budget=3"], "error: override 'searhc.budget=3' must name its stage"),
     (["retrain.genotype=darts_v2"], "error: retrain.genotype is set by the pipeline"),
     (["retrain.data_dir=elsewhere"], "error: retrain.data_dir is set by the pipeline"),
+    (["shortlist=-1"], "error: shortlist must be at least 0, got -1"),
+    (["shortlist=2", "supernet.val_fraction=0"], "error: the shortlisted cells are judged on the photos the supernet run holds out"),
+    (["shortlist=2", "search.strategy=gdas"], "error: shortlist applies to the discrete strategies, not to gdas"),
+    (["shortlist=2", "search.strategy=[random,darts]", "search.strategy_options={}"], "error: shortlist applies to the discrete strategies, not to darts"),
+    (["retrain.val_fraction=0.1"], "error: retrain.val_fraction is set by the pipeline"),
 ])
 def test_a_config_error_is_one_line_and_claims_no_run_directory(tmp_path, capsys, overrides, message):
     with pytest.raises(SystemExit) as exit_info:
