@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from supernet.runtime.cli import command
-from supernet.runtime.distributed import distributed_session, is_main_process
+from supernet.runtime.distributed import barrier, distributed_session, is_main_process
 
 from .config import STAGES, read_pipeline_config, split_overrides
 from .report import REPORT_DIR, SUMMARY_MD, summary_table, write_report
@@ -49,6 +49,8 @@ def run_pipeline(config: Path, out: Path, overrides) -> dict | None:
                     configs["supernet"], out / "search", summary, out / SHORTLIST_DIR) is None:
                 log.info("a candidate stopped before its end (max_epochs); re-run to continue")
                 return None
+            # rank 0 writes what a stage ends with (search.json, shortlist.json): every rank waits for it
+            barrier()
     if not is_main_process():
         return None   # rank 0 of a torchrun job reports
     summary = write_report(out, configs, pipeline.shortlist)

@@ -205,17 +205,31 @@ def test_the_retrain_image_size_is_the_pipelines_to_set(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: retrain.image_size is set by the pipeline")
 
 
+# nas-pipeline with rank 0 slow to write search.json (only rank 0 writes it): rank 1 must not start
+# the retrain stage, which reads that file, before it is there
+SLOW_RANK_0 = """import sys, time
+import search.loop
+from pipeline.cli import main
+write = search.loop.write_json
+search.loop.write_json = lambda *args: (time.sleep(3), write(*args))
+main(sys.argv[1:])
+"""
+
+
 @pytest.mark.slow
-def test_the_pipeline_runs_under_torchrun_on_two_processes(tmp_path):
+def test_the_pipeline_runs_under_torchrun_on_two_processes_however_slowly_rank_0_writes(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pipeline",
-           "--config", str(CONFIG), "--out", str(tmp_path), *TINY]
+    script = tmp_path / "slow_rank_0.py"
+    script.write_text(SLOW_RANK_0)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           "--config", str(CONFIG), "--out", str(out), *TINY]
     result = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     for stage, final in STAGE_FILES.items():
-        assert (tmp_path / stage / final).is_file(), stage
-    assert read(tmp_path / "supernet" / "supernet.json")["world_size"] == 2
-    assert read(tmp_path / "retrain" / "retrain.json")["world_size"] == 2
-    summary = read(tmp_path / "report" / "summary.json")
-    assert summary["genotype"] == read(tmp_path / "retrain" / "retrain.json")["genotype"]
+        assert (out / stage / final).is_file(), stage
+    assert read(out / "supernet" / "supernet.json")["world_size"] == 2
+    assert read(out / "retrain" / "retrain.json")["world_size"] == 2
+    summary = read(out / "report" / "summary.json")
+    assert summary["genotype"] == read(out / "retrain" / "retrain.json")["genotype"]
     assert result.stdout.count("| retrain  | test accuracy") == 1   # one report, from rank 0
