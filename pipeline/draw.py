@@ -13,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from supernet.genotype import Genotype
+from supernet.runtime.plots import pyplot
 
 INPUTS = ("$c_{k-2}$", "$c_{k-1}$")
 OUTPUT = "$c_{k}$"
@@ -54,10 +55,7 @@ def label_boxes(fig) -> list:
 
 def cell_figure(genotype: Genotype, reduction: bool):
     """The figure of the normal (or reduction) cell of `genotype`."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     for spread in SPREADS:
         fig, placed = _draw(plt, genotype, reduction, spread)
         if placed or spread == SPREADS[-1]:
@@ -112,8 +110,6 @@ def _name(state: int) -> str:
 
 
 def save_cell(genotype: Genotype, reduction: bool, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
     fig = cell_figure(genotype, reduction)
     fig.savefig(path, dpi=130)
-    plt.close(fig)
+    pyplot().close(fig)

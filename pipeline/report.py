@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 from search.compare import PLOT_FILE as COMPARISON_PLOT
 from search.compare import comparison_table, markdown_table
+from search.config import scoring_of
 from search.loop import PLOT_FILE as SEARCH_PLOT
 from supernet.genotype import Genotype
+from supernet.runtime.config import to_dict
 from supernet.runtime.files import write_atomic, write_json
 from supernet.runtime.metrics import read_metrics
+from supernet.runtime.plots import curve_figure
 from supernet.scoring import METRICS
 
 from .draw import save_cell
-from .shortlist import SHORTLIST_DIR, SHORTLIST_FILE
 from .stages import final_json
 
 REPORT_DIR = "report"
@@ -30,12 +31,11 @@ def _read(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def gather(out: Path, configs: dict, shortlist: int) -> dict:
-    """The headline figures of the three finished stages (and of the shortlist, where there is one)."""
+def gather(out: Path, configs: dict) -> dict:
+    """The headline figures of the three finished stages."""
     supernet = _read(final_json("supernet", configs["supernet"], out / "supernet"))
     found = _read(final_json("search", configs["search"], out / "search"))
     retrained = _read(final_json("retrain", configs["retrain"], out / "retrain"))
-    chosen = _read(out / SHORTLIST_DIR / SHORTLIST_FILE) if shortlist else None
     compared = isinstance(configs["search"].strategy, list)
     if compared:
         strategy, search_time = found["best"]["strategy"], found["wall_time_s"]
@@ -45,15 +45,13 @@ def gather(out: Path, configs: dict, shortlist: int) -> dict:
     return {
         "dataset": supernet["dataset"], "space": supernet["space"], "strategy": strategy,
         "genotype": retrained["genotype"], "genotype_str": str(Genotype.from_dict(retrained["genotype"])),
-        "reward": (chosen or found)["best"]["reward"],   # the cells' validation score on the supernet's shared weights
-        "reward_metric": configs["search"].scoring(asdict(configs["supernet"])).metric,
+        "reward": found["best"]["reward"],   # the cells' validation score on the supernet's shared weights
+        "reward_metric": scoring_of(to_dict(configs["supernet"]), configs["search"].scoring).metric,
         "supernet_val_acc_mean": supernet["val_acc_mean"], "supernet_eval_subnets": len(supernet["val_acc"] or []),
         "params": retrained["params"], "macs": retrained["macs"],
         "test_acc": retrained["test_acc"], "test_top5": retrained["test_top5"],
-        "time_s": {"supernet": supernet["wall_time_s"], "search": search_time,
-                   **({"shortlist": chosen["wall_time_s"]} if chosen else {}), "retrain": retrained["wall_time_s"]},
+        "time_s": {"supernet": supernet["wall_time_s"], "search": search_time, "retrain": retrained["wall_time_s"]},
         "strategies": found["strategies"] if compared else None,
-        "shortlist": chosen and [{key: r[key] for key in ("reward", "val_acc", "genotype_str")} for r in chosen["candidates"]],
     }
 
 
@@ -68,9 +66,6 @@ def summary_table(s: dict) -> str:
         ["search", "strategy", s["strategy"]],
         ["search", f"reward: {METRICS[s['reward_metric']]} of the chosen cells on shared weights",
          _fmt(s["reward"])],
-        *([["shortlist", "the search's best by reward, trained from scratch: accuracy on the held-out photos",
-            ", ".join(_fmt(r["val_acc"]) + ("*" if r["genotype_str"] == s["genotype_str"] else "")
-                      for r in s["shortlist"]) + " (* retrained)"]] if s["shortlist"] else []),
         ["retrain", "parameters", f"{s['params']:,}"],
         ["retrain", "mult-adds", f"{s['macs']:,}"],
         ["retrain", "test accuracy (top-1 / top-5)", f"{_fmt(s['test_acc'])} / {_fmt(s['test_top5'])}"],
@@ -83,27 +78,19 @@ def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def plot_relaxed_curve(search_dir: Path, reward: float, path: Path, title: str) -> None:
-    """The training and validation accuracy of the relaxed supernet during the search."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_relaxed_curve(search_dir: Path, reward: float, path: Path, title: str, metric: str) -> None:
+    """The training and validation accuracy of the relaxed supernet during the search, and the reward (its
+    `metric`) of the cell it derived."""
     records = [r for r in read_metrics(search_dir) if "val/acc" in r]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("train/acc", "training batches"), ("val/acc", "validation batches")):
-        ax.plot([r["step"] for r in records], [r[key] for r in records], label=f"relaxed supernet, {label}")
-    ax.axhline(reward, color="C2", linestyle="--", label=f"derived cell's reward {reward:.4f}")
-    ax.set(xlabel="search steps", ylabel="accuracy", title=title)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with curve_figure(path, "search steps", f"accuracy; reward: {METRICS[metric]}", title) as ax:
+        for key, label in (("train/acc", "training batches"), ("val/acc", "validation batches")):
+            ax.plot([r["step"] for r in records], [r[key] for r in records], label=f"relaxed supernet, {label}")
+        ax.axhline(reward, color="C2", linestyle="--", label=f"derived cell's reward {reward:.4f}")
 
 
-def write_report(out: Path, configs: dict, shortlist: int) -> dict:
+def write_report(out: Path, configs: dict) -> dict:
     """Write DIR/report/ and return the summary that summary.json holds."""
-    summary = gather(out, configs, shortlist)
+    summary = gather(out, configs)
     report = out / REPORT_DIR
     report.mkdir(parents=True, exist_ok=True)
     genotype = Genotype.from_dict(summary["genotype"])
@@ -113,7 +100,8 @@ def write_report(out: Path, configs: dict, shortlist: int) -> dict:
     if isinstance(search_cfg.strategy, list):
         shutil.copyfile(search_dir / COMPARISON_PLOT, report / CURVE)
     elif search_cfg.relaxed:
-        plot_relaxed_curve(search_dir, summary["reward"], report / CURVE, f"{search_cfg.strategy} search")
+        plot_relaxed_curve(search_dir, summary["reward"], report / CURVE, f"{search_cfg.strategy} search",
+                           summary["reward_metric"])
     else:
         shutil.copyfile(search_dir / SEARCH_PLOT, report / CURVE)
     write_json(report / SUMMARY_JSON, summary)

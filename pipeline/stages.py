@@ -4,9 +4,8 @@ Each stage runs in DIR/<stage> on its command's own path (load_config, then the 
 `supernet-train`, `nas-search` or `nas-retrain`), so it writes what the command writes and
 resumes as the command does. The pipeline sets what links the stages: the search reads
 DIR/supernet (and its data); the retraining takes the search's result (search.json, or
-comparison.json for a list of strategies, whose `best` is the highest reward; with a shortlist,
-DIR/shortlist/shortlist.json, see pipeline.shortlist) and everything that defines the supernet's
-data: dataset, data_dir and image_size, all its training photos and the test split.
+comparison.json for a list of strategies, whose `best` is the highest reward) and everything that
+defines the supernet's data: dataset, data_dir and image_size, all its training photos and the test split.
 All three configs are resolved before any stage runs, so a bad key fails at once.
 """
 from __future__ import annotations
@@ -23,15 +22,14 @@ from search.compare import COMPARISON_FILE
 from search.config import SearchConfig
 from search.loop import SUMMARY_FILE as SEARCH_FILE
 from supernet.errors import UserError
-from supernet.genotype_source import resolve_genotype
-from supernet.runtime.config import ConfigError, load_config
+from supernet.genotype_lookup import resolve_genotype
+from supernet.runtime.config import ConfigError, build_config, read_yaml
 from supernet.runtime.distributed import is_main_process
 from supernet.runtime.lock import hold_run_dir
 from supernet.train import SUMMARY_FILE as SUPERNET_FILE
 from supernet.train import TrainConfig, train
 
 from .config import STAGES
-from .shortlist import SHORTLIST_DIR, SHORTLIST_FILE, check_shortlist
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +42,7 @@ LINK_REASONS = {
     "dataset": "the retraining uses the supernet's data; set supernet.dataset",
     "data_dir": "the retraining uses the supernet's data; set supernet.data_dir",
     "image_size": "the retraining uses the supernet's data; set supernet.image_size",
-    "val_fraction": "the retraining trains on all the training photos and reports the test accuracy "
-                    "(shortlist=K compares candidates on the supernet's held-out photos)",
+    "val_fraction": "the retraining trains on all the training photos and reports the test accuracy",
 }
 
 
@@ -67,48 +64,39 @@ def finished(stage: str, cfg, summary: dict | None) -> bool:
     return summary["budget" if isinstance(cfg.strategy, list) else "evaluations"] >= cfg.budget
 
 
-def links(stage: str, out: Path, configs: dict, shortlist: int) -> dict:
+def links(stage: str, out: Path, configs: dict) -> dict:
     """The settings the pipeline gives `stage`, from the stages before it."""
     if stage == "search":
         return {"supernet": str(out / "supernet")}
     if stage == "retrain":
         supernet = configs["supernet"]
-        chosen = (out / SHORTLIST_DIR / SHORTLIST_FILE if shortlist
-                  else final_json("search", configs["search"], out / "search"))
-        return {"genotype": str(chosen), **{key: getattr(supernet, key) for key in DATA_KEYS}, "val_fraction": 0.0}
+        return {"genotype": str(final_json("search", configs["search"], out / "search")),
+                **{key: getattr(supernet, key) for key in DATA_KEYS}, "val_fraction": 0.0}
     return {}
 
 
-def stage_argv(stage: str, files: dict, overrides: dict, out: Path, configs: dict, shortlist: int) -> list[str]:
-    """The stage's command line but for --out: its config file, its overrides, then the pipeline's links."""
-    linked = links(stage, out, configs, shortlist)
-    for item in overrides[stage]:
-        key = item.partition("=")[0]
-        if key in linked:
-            raise ConfigError(f"{stage}.{key} is set by the pipeline: {LINK_REASONS[key]}")
-    return ["--config", str(files[stage]), *overrides[stage],
-            *(f"{key}={json.dumps(value)}" for key, value in linked.items())]   # JSON: YAML-quoted paths
-
-
-def resolve_configs(files: dict[str, Path], overrides: dict[str, list[str]], out: Path, shortlist: int) -> dict:
+def resolve_configs(files: dict[str, Path], overrides: dict[str, dict], out: Path) -> dict:
     """Stage -> its config (file < overrides < links), checked as its command checks it, and
-    DIR/<stage>/config.yaml written; any error names its stage. All three (and the shortlist's
-    settings) are checked in a scratch directory first, so that an error in a later stage leaves no
-    run directory claimed by settings that never ran."""
+    DIR/<stage>/config.yaml written; any error names its stage. All three are checked in a scratch
+    directory first, so that an error in a later stage leaves no run directory claimed by settings
+    that never ran."""
     with tempfile.TemporaryDirectory() as scratch:
-        configs = _load_configs(files, overrides, out, Path(scratch), shortlist)
-    check_shortlist(shortlist, configs["supernet"], configs["search"])
+        _load_configs(files, overrides, out, Path(scratch))
     if is_main_process():
         hold_run_dir(out)   # the pipeline's directory is this job's from here on
-    return _load_configs(files, overrides, out, out, shortlist)
+    return _load_configs(files, overrides, out, out)
 
 
-def _load_configs(files, overrides, out: Path, run_root: Path, shortlist: int) -> dict:
+def _load_configs(files, overrides, out: Path, run_root: Path) -> dict:
     configs = {}
     for stage in STAGES:
-        argv = stage_argv(stage, files, overrides, out, configs, shortlist)
+        linked = links(stage, out, configs)
+        for key in overrides[stage]:
+            if key in linked:
+                raise ConfigError(f"{stage}.{key} is set by the pipeline: {LINK_REASONS[key]}")
         try:
-            configs[stage], _ = load_config(CONFIG_CLASSES[stage], [*argv, "--out", str(run_root / stage)])
+            configs[stage] = build_config(CONFIG_CLASSES[stage], read_yaml(files[stage]),
+                                          {**overrides[stage], **linked}, run_root / stage, str(files[stage]))
         except UserError as e:
             raise ConfigError(f"{stage} stage: {e}") from None
     return configs

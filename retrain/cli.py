@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from supernet.genotype_source import resolve_genotype
+from supernet.genotype_lookup import resolve_genotype
 from supernet.network import CONVENTIONS
 from supernet.runtime.cli import command
 from supernet.runtime.config import ConfigError

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from supernet.genotype import Genotype
-from supernet.network import CONVENTIONS, Network
+from supernet.network import CONVENTIONS, build_network
 from supernet.network_base import FixedNetwork
 from supernet.runtime.config import ConfigError
 
@@ -45,7 +45,7 @@ class NetSpec:
         return 3 + (CONVENTIONS[self.convention].imagenet_stem_levels if self.stem == "imagenet" else 0)
 
     def build(self, auxiliary: bool = False, drop_path: float = 0.0) -> FixedNetwork:
-        return Network(self.genotype, self.C, self.layers, self.num_classes, stem=self.stem,
+        return build_network(self.genotype, self.C, self.layers, self.num_classes, stem=self.stem,
                        convention=self.convention, auxiliary=auxiliary, drop_path=drop_path,
                        in_channels=self.in_channels, stem_multiplier=self.stem_multiplier,
                        skip_reduction_input=self.skip_reduction_input)

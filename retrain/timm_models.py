@@ -35,7 +35,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from supernet import zoo
 from supernet.errors import UserError
 from supernet.genotype import Genotype
-from supernet.genotype_source import resolve_genotype
+from supernet.genotype_lookup import resolve_genotype
 
 from .spec import NetSpec
 from .weights import check_weights_file

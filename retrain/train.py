@@ -27,7 +27,7 @@ from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3, accuracy
 from torch.nn.parallel import DistributedDataParallel
 
-from supernet.genotype_source import resolve_genotype
+from supernet.genotype_lookup import resolve_genotype
 from supernet.runtime.config import ConfigError, load_config
 from supernet.runtime.data import make_loaders
 from supernet.runtime.distributed import Dist, all_reduce_sum, device_name, run_unless_finished
@@ -45,7 +45,7 @@ SUMMARY_FILE = "retrain.json"
 @dataclass
 class RetrainConfig:
     """Settings of `nas-retrain`; the defaults are the DARTS CIFAR-10 protocol. `batch_size` is per process."""
-    RERUN_FREE_KEYS: ClassVar[tuple] = ("workers", "max_epochs", "log_every", "eval_every")
+    RERUN_FREE_KEYS: ClassVar[tuple] = ("workers", "max_steps", "log_every", "eval_every")
 
     genotype: str | dict = "darts_v2"    # zoo cell, search.json, genotype JSON file, or the genotype inline
     convention: Literal["auto", "darts", "nasnet"] = "auto"   # auto: the genotype's own
@@ -72,18 +72,18 @@ class RetrainConfig:
     auxiliary_weight: float = 0.4        # 0: no auxiliary head
     grad_clip: float = 5.0               # 0: off
     ema_decay: float = 0.0               # 0: off
-    amp: Literal["bf16", "fp16", "off"] = "bf16"
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"   # auto: bf16 on CUDA, off on CPU
     channels_last: bool | None = None    # None: on CUDA only
     compile: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     # > 0: this fraction of the training photos is held out (the split supernet-train and nas-search hold
     # out with the same fraction), the rest trains, and the run reports its accuracy on them (val_acc),
-    # never touching the test split: how a search's best candidates are compared (README, "The recipe, and why")
+    # never touching the test split: for choosing among cells without looking at the test photos
     val_fraction: float = 0.0
     workers: int = 2
     eval_every: int = 1                  # epochs between test evaluations (the last one always)
-    max_epochs: int | None = None        # stop (resumably) once this many epochs are done in all
+    max_steps: int | None = None         # stop (resumably) once this many steps are done in all
     log_every: int = 50
 
     def __post_init__(self):
@@ -110,8 +110,7 @@ class Retrainer(TrainLoop):
         if getattr(d, self.split) is None:
             raise ConfigError(f"val_fraction {cfg.val_fraction} holds out none of {cfg.dataset}'s training photos")
         super().__init__(cfg, out, dist, amp=cfg.amp, channels_last=cfg.channels_last, grad_clip=cfg.grad_clip,
-                         log_every=cfg.log_every,
-                         max_steps=None if cfg.max_epochs is None else cfg.max_epochs * self.steps_per_epoch)
+                         log_every=cfg.log_every, max_steps=cfg.max_steps)
         self.spec = NetSpec(genotype, cfg.C, cfg.layers, d.num_classes, d.image_size, d.in_channels,
                             convention if cfg.convention == "auto" else cfg.convention, cfg.stem_multiplier,
                             cfg.skip_reduction_input)
@@ -212,7 +211,7 @@ class Retrainer(TrainLoop):
     def summary(self) -> dict:
         cfg = self.cfg
         return {
-            "genotype": self.spec.genotype.to_dict(), "genotype_source": cfg.genotype,
+            "genotype": self.spec.genotype.to_dict(), "genotype_lookup": cfg.genotype,
             "convention": self.spec.convention, "C": cfg.C, "layers": cfg.layers, **self.sizes,
             "dataset": cfg.dataset, "image_size": self.spec.image_size, "epochs": cfg.epochs,
             **{k: v for k, v in self.last.items() if k != "epoch"},

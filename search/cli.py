@@ -7,7 +7,7 @@
 The supernet, its dataset and its validation split come from the supernet run
 directory. Discrete strategies (random, evolution, rl, evo_nas) run the
 ask/evaluate/tell loop of search.loop; the relaxed ones (gdas, darts,
-sparsemax, entmax) hand over to search.differentiable, and the genotype they
+sparsemax, entmax) hand over to search.bilevel, and the genotype they
 derive is then scored by the same evaluator. Re-running resumes. A list of
 strategies (`strategy=[random,evo_nas,gdas]`) runs one search each in
 DIR/<strategy>/ and compares them (search.compare).
@@ -23,17 +23,17 @@ import yaml
 
 from supernet.errors import MissingFileError
 from supernet.genotype import Genotype
-from supernet.genotype_source import resolve_genotype
+from supernet.genotype_lookup import resolve_genotype
 from supernet.runtime.checkpoint import CheckpointError, load_supernets
 from supernet.runtime.cli import command
-from supernet.runtime.config import CONFIG_FILE, ConfigError, load_config
+from supernet.runtime.config import CONFIG_FILE, load_config
 from supernet.runtime.data import make_loaders, set_epoch, take_batches
 from supernet.runtime.distributed import distributed_session
 from supernet.runtime.files import write_json
 from supernet.runtime.precision import mixed_precision, uses_channels_last
 
 from .compare import strategy_runs, write_comparison
-from .config import SearchConfig
+from .config import SearchConfig, scoring_of
 from .constraints import Constraints
 from .evaluator import Evaluator
 from .loop import SUMMARY_FILE, run_search
@@ -86,12 +86,10 @@ def build_evaluator(cfg: SearchConfig, trained: dict, nets: list, data, device) 
                              cfg.target_image_size or data.image_size, shape.in_channels)
         constraints = replace(target, max_params=size_limit(cfg.max_params, "params", target),
                               max_macs=size_limit(cfg.max_macs, "macs", target))
-    scoring, channels_last = cfg.scoring(trained), uses_channels_last(trained.get("channels_last"), device)
-    finalist_batches = cfg.finalist_scoring(trained).train_batches if cfg.finalists else 0
-    train = take_batches(data.train, max(scoring.train_batches, finalist_batches), device, channels_last)
+    scoring, channels_last = scoring_of(trained, cfg.scoring), uses_channels_last(trained.get("channels_last"), device)
+    train = take_batches(data.train, scoring.train_batches, device, channels_last)
     validation = take_batches(data.val, cfg.eval_batches, device, channels_last) if data.val is not None else []
     return Evaluator(nets, train, validation, constraints, mixed_precision(cfg.amp, device)[0], scoring, channels_last)
-
 
 
 def search(cfg: SearchConfig, out) -> dict | None:
@@ -107,15 +105,12 @@ def search(cfg: SearchConfig, out) -> dict | None:
         if cfg.relaxed:   # the relaxation trains a copy of the first supernet's weights where a run has several
             return relaxed_search(cfg, nets[0], trained, evaluator, out, dist)
         strategy = create_strategy(cfg.strategy, nets[0].space, seed=cfg.seed, **cfg.strategy_options)
-        finalist_evaluator = evaluator.rescoring(cfg.finalist_scoring(trained)) if cfg.finalists else None
-        return run_search(cfg, strategy, evaluator, out, dist.is_main, finalist_evaluator)
+        return run_search(cfg, strategy, evaluator, out, dist.is_main)
 
 
 def relaxed_search(cfg: SearchConfig, net, trained: dict, evaluator: Evaluator, out: Path, dist) -> dict | None:
-    from .differentiable import run
+    from .bilevel import run
 
-    if cfg.strategy_options:
-        raise ConfigError(f"strategy {cfg.strategy!r} takes its settings as config keys, not strategy_options")
     # the search trains a copy: the derived genotype is scored on the supernet's weights, as the discrete ones are
     result = run(cfg, copy.deepcopy(net), loaders(cfg, trained, dist.rank, dist.world_size), out, dist)
     # the derived genotype and each epoch's are the candidates, scored as the discrete strategies' are:
@@ -135,7 +130,8 @@ def run(cfg: SearchConfig, out) -> dict | None:
     while a relaxed one is unfinished."""
     if not isinstance(cfg.strategy, list):
         return search(cfg, out)
-    return write_comparison(cfg, [(one, search(one, run_dir)) for one, run_dir in strategy_runs(cfg, out)], out)
+    results = [(one, search(one, run_dir)) for one, run_dir in strategy_runs(cfg, out)]
+    return write_comparison(cfg, results, out, scoring_of(supernet_settings(cfg.supernet), cfg.scoring).metric)
 
 
 @command

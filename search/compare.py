@@ -21,6 +21,8 @@ import numpy as np
 from supernet.runtime.config import save_config
 from supernet.runtime.distributed import is_main_process
 from supernet.runtime.files import write_atomic, write_json
+from supernet.runtime.plots import curve_figure
+from supernet.scoring import METRICS
 
 from .config import SearchConfig
 from .loop import SUMMARY_FILE
@@ -71,32 +73,23 @@ def _round(value, digits: int = 4):
     return None if value is None else round(value, digits)
 
 
-def plot_comparison(entries: list[dict], summaries: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_comparison(entries: list[dict], summaries: list[dict], path: Path, title: str, metric: str) -> None:
     longest = max([e["evaluations"] for e in entries] + [1])
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (e, summary) in enumerate(zip(entries, summaries)):
-        if e["reward"] is None:
-            continue
-        if e["relaxed"]:
-            ax.hlines(e["reward"], 1, longest, colors=f"C{i}", linestyles="--",
-                      label=f"{e['strategy']} (relaxed, {e['steps']} steps: its derived cells' best)")
-        else:
-            best = np.maximum.accumulate([r["reward"] for r in summary["history"]])
-            ax.step(np.arange(1, len(best) + 1), best, where="post", color=f"C{i}", label=e["strategy"])
-    ax.set(xlabel="evaluations", ylabel="best reward so far (validation accuracy)", title=title)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with curve_figure(path, "evaluations", f"best reward so far ({METRICS[metric]})", title, size=(7, 4.5)) as ax:
+        for i, (e, summary) in enumerate(zip(entries, summaries)):
+            if e["reward"] is None:
+                continue
+            if e["relaxed"]:
+                ax.hlines(e["reward"], 1, longest, colors=f"C{i}", linestyles="--",
+                          label=f"{e['strategy']} (relaxed, {e['steps']} steps: its derived cells' best)")
+            else:
+                best = np.maximum.accumulate([r["reward"] for r in summary["history"]])
+                ax.step(np.arange(1, len(best) + 1), best, where="post", color=f"C{i}", label=e["strategy"])
 
 
-def write_comparison(cfg: SearchConfig, results: list[tuple[SearchConfig, dict]], out) -> dict | None:
-    """Compare the searches, given as (config, search.json summary) of each strategy in order;
-    None while a relaxed one is unfinished."""
+def write_comparison(cfg: SearchConfig, results: list[tuple[SearchConfig, dict]], out, metric: str) -> dict | None:
+    """Compare the searches, given as (config, search.json summary) of each strategy in order, their
+    rewards being `metric`; None while a relaxed one is unfinished."""
     unfinished = [one.strategy for one, summary in results if summary is None]
     if unfinished:
         log.info("%s stopped before the end (max_steps); re-run to finish and compare", ", ".join(unfinished))
@@ -117,7 +110,8 @@ def write_comparison(cfg: SearchConfig, results: list[tuple[SearchConfig, dict]]
         write_atomic(out / TABLE_FILE, f"# Strategies on {cfg.supernet}, budget {cfg.budget}\n\n"
                      + comparison_table(entries)
                      + "".join(f"\n- {e['strategy']}: `{e['genotype_str']}`\n" for e in scored))
-        plot_comparison(entries, [summary for _, summary in results], out / PLOT_FILE, f"budget {cfg.budget} evaluations")
+        plot_comparison(entries, [summary for _, summary in results], out / PLOT_FILE, f"budget {cfg.budget} evaluations",
+                        metric)
         log.info("done: %s (best: %s, reward %s)", out / COMPARISON_FILE, winner and winner["strategy"],
                  winner and round(winner["reward"], 4))
     return comparison

@@ -1,6 +1,6 @@
 """Size limits on the fixed network a candidate stands for (e.g. the 600M mult-add mobile budget).
 
-The network is `Network(genotype, C, layers, ...)` at the target size (which
+The network is `build_network(genotype, C, layers, ...)` at the target size (which
 may differ from the supernet's), built on the meta device so that even large
 targets cost neither memory nor compute. Parameters are counted without an
 auxiliary head and mult-adds as supernet.sizes counts them.
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from supernet.network import Network
+from supernet.network import build_network
 from supernet.sizes import count_macs, count_params
 
 
@@ -32,7 +32,7 @@ class Constraints:
     def size(self, genotype) -> dict:
         """{"params": ..., "macs": ...} of the target network of `genotype`."""
         with torch.device("meta"):
-            net = Network(genotype, self.C, self.layers, self.num_classes, stem=self.stem,
+            net = build_network(genotype, self.C, self.layers, self.num_classes, stem=self.stem,
                           in_channels=self.in_channels)
         return {"params": count_params(net), "macs": count_macs(net, self.image_size, self.in_channels)}
 

@@ -3,10 +3,10 @@
 A candidate is first checked against the size constraints of the fixed network
 it stands for (see `search.constraints`); one that breaks them is rejected
 unscored (reward 0). Otherwise its reward is its score (supernet.scoring: the
-subnet's top-1 accuracy, or the mean probability of the true class, after an
-optional brief fine-tuning and BN recalibration on the training batches) on the
+subnet's top-1 accuracy, or the mean probability of the true class, after a
+brief fine-tuning and BN recalibration on the training batches) on the
 held-out validation batches, never the test split; on a run of several supernets
-(supernet.train's `runs` or `branches`), the mean of its scores on each. Both sets of batches are
+(supernet.train's `runs`), the mean of its scores on each. Both sets of batches are
 fixed once and held on the device, so every candidate is scored on the same
 images. Repeated genotypes come from a cache. Under torchrun the candidates of
 one call are shared out across ranks and the records gathered on every rank.
@@ -38,11 +38,6 @@ class Evaluator:
         self.constraints = constraints
         self.autocast, self.scoring, self.channels_last = autocast, scoring, channels_last
         self.cache: dict = {}
-
-    def rescoring(self, scoring: Scoring) -> Evaluator:
-        """An evaluator of the same supernets and batches that scores as `scoring` says, with no size limits
-        (for candidates already accepted)."""
-        return Evaluator(self.supernets, self.train, self.validation, None, self.autocast, scoring, self.channels_last)
 
     def score(self, genotype) -> float:
         """The validation score of the subnet of `genotype` (supernet.scoring: accuracy unless told

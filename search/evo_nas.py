@@ -21,8 +21,8 @@ Why these defaults (measured on the synthetic task, search.synthetic):
   controller puts probability ~1 on the queue's values, so a resampled decision
   gets the parent's value back or an arbitrary one, most children repeat
   earlier ones, and the agent falls behind plain evolution. With weight 1 it
-  keeps a ranked, soft distribution (about 1/2 on a value all of the queue agrees on);
-- a per-decision resample probability (0.2) changes ~3 decisions per child,
+  keeps a ranked, soft distribution;
+- a per-decision resample probability of 0.2 changes several decisions per child,
   which breaks good parents more often than it fixes them; one changed
   decision, as in regularized evolution, is better;
 - repeats are drawn again because a learned proposal concentrates on a few
@@ -34,7 +34,7 @@ from collections import deque
 
 import torch
 
-from .policy import PolicyStrategy
+from .controller_strategy import PolicyStrategy
 from .strategy import StrategyError, tournament
 
 

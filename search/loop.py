@@ -6,9 +6,7 @@ and the history so far), so re-running the command continues exactly where the
 last round ended. The run directory gets `history.jsonl` (one record per
 evaluation), `metrics.jsonl` and TensorBoard events, and at the end
 `search.json` (best genotype and reward, strategy, budget spent, full history)
-and `search.png` (best reward so far against evaluations). With `finalists`, the
-best candidates are then scored again with longer fine-tuning (checkpointed too),
-and the best of them by that `final_score` is the search's winner.
+and `search.png` (best reward so far against evaluations).
 """
 from __future__ import annotations
 
@@ -17,12 +15,16 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
+
 from supernet.genotype import Genotype
 from supernet.runtime.checkpoint import load_checkpoint, save_checkpoint
 from supernet.runtime.config import to_dict
 from supernet.runtime.distributed import barrier
 from supernet.runtime.files import write_atomic, write_json
 from supernet.runtime.metrics import MetricsLog, Progress
+from supernet.runtime.plots import curve_figure
+from supernet.scoring import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -42,37 +44,17 @@ def restore_cache(evaluator, records: list[dict]) -> None:
         evaluator.cache.setdefault(Genotype.from_dict(rec["genotype"]), {k: rec[k] for k in CACHED_FIELDS})
 
 
-def rescore_finalists(cfg, history: list[dict], evaluator) -> list[dict]:
-    """The `cfg.finalists` best distinct candidates that the search accepted, best reward first (the first
-    evaluation on a tie), each with its `final_score` under `evaluator`."""
-    top = sorted((r for r in history if r["rejected"] is None and not r["cached"]),
-                 key=lambda r: r["reward"], reverse=True)[:cfg.finalists]
-    records = evaluator.evaluate([Genotype.from_dict(r["genotype"]) for r in top])
-    return [{"evaluation": r["evaluation"], "genotype": r["genotype"], "reward": r["reward"],
-             "final_score": rec["score"]} for r, rec in zip(top, records)]
-
-
-def plot_history(history: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
+def plot_history(history: list[dict], path: Path, title: str, metric: str) -> None:
+    """Each evaluation's reward and the best so far, against evaluations."""
     rewards = np.array([r["reward"] for r in history])
     steps = np.arange(1, len(rewards) + 1)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.scatter(steps, rewards, s=6, alpha=0.4, label="evaluation")
-    ax.plot(steps, np.maximum.accumulate(rewards), color="C1", label="best so far")
-    ax.set(xlabel="evaluations", ylabel="reward (validation accuracy)", title=title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with curve_figure(path, "evaluations", f"reward ({METRICS[metric]})", title) as ax:
+        ax.scatter(steps, rewards, s=6, alpha=0.4, label="evaluation")
+        ax.plot(steps, np.maximum.accumulate(rewards), color="C1", label="best so far")
 
 
-def run_search(cfg, strategy, evaluator, out, is_main: bool = True, finalist_evaluator=None) -> dict:
-    """Search until `cfg.budget` evaluations are done (resuming from `out`'s checkpoint), then score the
-    finalists again with `finalist_evaluator` where given; the summary."""
+def run_search(cfg, strategy, evaluator, out, is_main: bool = True) -> dict:
+    """Search until `cfg.budget` evaluations are done (resuming from `out`'s checkpoint); the summary."""
     out = Path(out)
     state = load_checkpoint(out)
     history, elapsed = [], 0.0
@@ -80,9 +62,6 @@ def run_search(cfg, strategy, evaluator, out, is_main: bool = True, finalist_eva
         strategy.load_state_dict(state["strategy"])
         history, elapsed = state["history"], state["elapsed"]
         restore_cache(evaluator, history)
-        saved = state.get("finalists")
-        if finalist_evaluator is not None and saved and saved["finetune_steps"] == cfg.finalist_finetune_steps:
-            restore_cache(finalist_evaluator, saved["scored"])
         log.info("resuming %s after %d/%d evaluations", out, len(history), cfg.budget)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -112,18 +91,9 @@ def run_search(cfg, strategy, evaluator, out, is_main: bool = True, finalist_eva
             if round_ % cfg.log_every == 0 or len(history) >= cfg.budget:
                 log.info("%s | best reward %.4f", progress.line(len(history)), best_reward)
             round_ += 1
-        finalists = None
-        if finalist_evaluator is not None:
-            finalists = rescore_finalists(cfg, history, finalist_evaluator)
-            if is_main:
-                scored = [{"genotype": g.to_dict(), **rec} for g, rec in finalist_evaluator.cache.items()]
-                save_checkpoint(out, {**checkpoint(cfg, strategy, history, start), "finalists": {
-                    "finetune_steps": cfg.finalist_finetune_steps, "scored": scored}})
-            log.info("finalists (reward -> final score): %s", ", ".join(
-                f"{r['reward']:.4f} -> {r['final_score']:.4f}" for r in finalists))
     finally:
         metrics.close()
-    return summarize(cfg, history, time.perf_counter() - start, out, is_main, finalists)
+    return summarize(cfg, history, time.perf_counter() - start, out, is_main, evaluator.scoring.metric)
 
 
 def checkpoint(cfg, strategy, history: list[dict], start: float) -> dict:
@@ -132,29 +102,23 @@ def checkpoint(cfg, strategy, history: list[dict], start: float) -> dict:
             "config": to_dict(cfg)}
 
 
-def summarize(cfg, history: list[dict], wall_time: float, out: Path, is_main: bool,
-              finalists: list[dict] | None = None) -> dict:
-    """The summary (search.json); with `finalists`, the best is the finalist of the highest final score."""
+def summarize(cfg, history: list[dict], wall_time: float, out: Path, is_main: bool, metric: str) -> dict:
+    """The summary (search.json)."""
     best = best_record(history)
-    if finalists:
-        best = max(finalists, key=lambda r: r["final_score"])
     scored = sum(not r["cached"] and r["rejected"] is None for r in history)
     summary = {
         "best": None if best is None else {
             "genotype": best["genotype"], "genotype_str": str(Genotype.from_dict(best["genotype"])),
-            "reward": best["reward"], "evaluation": best["evaluation"],
-            **({"final_score": best["final_score"]} if finalists else {})},
+            "reward": best["reward"], "evaluation": best["evaluation"]},
         "strategy": cfg.strategy, "strategy_options": cfg.strategy_options, "budget": cfg.budget,
         "evaluations": len(history), "scored": scored,
         "cached": sum(r["cached"] for r in history),
         "rejected": sum(r["rejected"] is not None for r in history),
         "wall_time_s": round(wall_time, 3), "supernet": cfg.supernet, "history": history,
     }
-    if finalists:
-        summary.update(finalist_finetune_steps=cfg.finalist_finetune_steps, finalists=finalists)
     if is_main:
         write_json(out / SUMMARY_FILE, summary)
         plot_history(history, out / PLOT_FILE, f"{cfg.strategy}: best {summary['best']['reward']:.4f}"
-                     if best else cfg.strategy)
+                     if best else cfg.strategy, metric)
         log.info("done: %s (best reward %s)", out / SUMMARY_FILE, best and round(best["reward"], 4))
     return summary

@@ -4,8 +4,8 @@ a supernet must beat to be worth its training (tools/ranking.py).
 
 - `params`: the parameter count of the fixed network;
 - `concat_width`: how many states the normal and the reduction cell concatenate into their outputs
-  (wider outputs feed more channels to the next cell; on the CIFAR-10 photos' ground truth this alone
-  ranks cells at tau 0.41, see the README's "How well shared weights rank");
+  (wider outputs feed more channels to the next cell; on the benchmark's photos this alone ranks
+  cells well: docs/ranking.md);
 - `grad_norm`: the norm of the loss gradient at initialisation, on one batch;
 - `synflow`: sum over parameters of |theta * dR/dtheta| with R the output sum of the network with
   absolute weights on an all-ones input (Tanaka et al. 2020), in float64, BN as at initialisation.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .policy import PolicyStrategy
+from .controller_strategy import PolicyStrategy
 
 
 class Reinforce(PolicyStrategy):

@@ -23,6 +23,7 @@ STRATEGIES = {
     "rl": "search.rl:Reinforce",
     "evo_nas": "search.evo_nas:EvoNAS",
 }
+RELAXED = ("gdas", "darts", "sparsemax", "entmax")   # the relaxations that search.bilevel runs
 
 
 class StrategyError(UserError):
@@ -61,7 +62,8 @@ def tournament(population, sample_size: int, rng: np.random.Generator):
 
 
 def names() -> list[str]:
-    return list(STRATEGIES)
+    """Every strategy's name: the discrete ones, then the relaxed ones."""
+    return [*STRATEGIES, *RELAXED]
 
 
 def strategy_class(name: str) -> type[Strategy]:
@@ -71,12 +73,23 @@ def strategy_class(name: str) -> type[Strategy]:
     return getattr(importlib.import_module(module), cls)
 
 
-def create_strategy(name: str, space, seed: int = 0, **options) -> Strategy:
-    """A strategy by registry name; `options` are checked against its constructor."""
-    cls = strategy_class(name)
-    allowed = set(inspect.signature(cls.__init__).parameters) - {"self", "space", "seed"}
+def check_options(name: str, options: dict) -> None:
+    """Refuse, in one line, an unknown strategy or an option it does not take: a discrete strategy's
+    options are its constructor's keywords, a relaxed one's search.bilevel.RelaxedOptions."""
+    if name in RELAXED:
+        from .bilevel import relaxed_options
+        relaxed_options(options)
+        return
+    if name not in STRATEGIES:
+        raise StrategyError(f"unknown strategy {name!r}; choose one of {', '.join(names())}")
+    allowed = set(inspect.signature(strategy_class(name).__init__).parameters) - {"self", "space", "seed"}
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise StrategyError(f"strategy {name!r} has no option {unknown[0]!r}; "
                             f"its options are {', '.join(sorted(allowed)) or 'none'}")
-    return cls(space, seed=seed, **options)
+
+
+def create_strategy(name: str, space, seed: int = 0, **options) -> Strategy:
+    """A discrete strategy by registry name; `options` are checked against its constructor."""
+    check_options(name, options)
+    return strategy_class(name)(space, seed=seed, **options)

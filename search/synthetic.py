@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from supernet.runtime.plots import curve_figure
 from supernet.space import as_rng
 
 from .strategy import create_strategy
@@ -103,22 +104,13 @@ def benchmark(n: int, trials: int, seeds: int, batch: int = 10, agents=AGENTS) -
 
 
 def plot(result: dict, path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
     steps = np.arange(1, result["trials"] + 1)
-    for name, stats in result["agents"].items():
-        mean, std = np.array(stats["mean_best"]), np.array(stats["std_best"])
-        ax.plot(steps, mean, label=f"{name} ({stats['final_mean_best']:.3f})")
-        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-    ax.set(xlabel="trials", ylabel="best reward so far",
-           title=f"synthetic task, n={result['n']}, {result['seeds']} seeds")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with curve_figure(path, "trials", "best reward so far",
+                      f"synthetic task, n={result['n']}, {result['seeds']} seeds") as ax:
+        for name, stats in result["agents"].items():
+            mean, std = np.array(stats["mean_best"]), np.array(stats["std_best"])
+            ax.plot(steps, mean, label=f"{name} ({stats['final_mean_best']:.3f})")
+            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
 
 
 def main(argv=None) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .backbone import CellSpec, Stem, cell_plan, op_stride
 from .genotype import Genotype, GenotypeError
-from .layout import CellSpec, Stem, cell_plan, op_stride
 from .network_base import FixedNetwork, dropped, level
 from .ops import OPS, FactorizedReduce, ReLUConvBN, is_identity
 

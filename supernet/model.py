@@ -3,8 +3,8 @@
 It knows architectures, never algorithms: `forward(x, arch=g)` runs the single
 path of genotype g; `forward(x, weights=w)` runs, for each block, the sum over
 (input j, op o) of W[j, o] * op_{j,o}(h_j) with W = sum over slots of
-p_slot(j) * q_slot(o), skipping every term whose weight is exactly 0.
-Each term holds its own op weights unless `share_ops` lets terms of a cell share them (SHARE_KEYS).
+p_slot(j) * q_slot(o), skipping every term whose weight is exactly 0. Each (block, input, op) term holds its own op
+weights, as in the one-shot models of ENAS and Bender et al.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .backbone import CellSpec, Stem, cell_plan, op_stride
 from .darts_convention import DartsNetwork, preprocess
 from .genotype import Genotype, GenotypeError
-from .layout import CellSpec, Stem, cell_plan, op_stride
 from .ops import OPS, with_output_bn
 from .space import SearchSpace, get_space
 
@@ -24,31 +24,15 @@ from .space import SearchSpace, get_space
 Terms = list[list[tuple[int, int, torch.Tensor | None]]]
 
 
-# which (block b, input j, op o, stride) terms of a cell hold the same op weights
-SHARE_KEYS = {
-    "none": lambda b, j, o, stride: (b, j, o),        # every term its own
-    "inputs": lambda b, j, o, stride: (b, o, stride),  # a block's inputs of one stride share each op
-    "blocks": lambda b, j, o, stride: (o, stride),     # every block of the cell shares each op
-}
-
-
 class SearchCell(nn.Module):
-    def __init__(self, space: SearchSpace, C_pp: int, C_p: int, spec: CellSpec, ops: dict, share_ops: str = "none"):
+    def __init__(self, space: SearchSpace, C_pp: int, C_p: int, spec: CellSpec, ops: dict):
         super().__init__()
         self.reduction = spec.reduction
         self.C = spec.C
         self.preprocess0, self.preprocess1 = preprocess(C_pp, C_p, spec, affine=False)
-        key, shared = SHARE_KEYS[share_ops], {}
-
-        def op(b, j, o):  # built in the same order whatever is shared, each shared module once
-            stride = op_stride(spec, j)
-            k = key(b, j, o, stride)
-            if k not in shared:
-                shared[k] = ops[space.ops[o]](spec.C, stride, False)
-            return shared[k]
-
         self.edges = nn.ModuleList(
-            nn.ModuleList(nn.ModuleList(op(b, j, o) for o in range(len(space.ops))) for j in range(b + 2))
+            nn.ModuleList(nn.ModuleList(ops[op](spec.C, op_stride(spec, j), False) for op in space.ops)
+                          for j in range(b + 2))
             for b in range(space.num_blocks))
 
     def forward(self, s0, s1, channels0, channels1, terms: Terms, concat):
@@ -73,11 +57,10 @@ class SuperNetSpec:
     stem: str = "cifar"
     stem_multiplier: int = 3
     op_bn: bool = False          # BN after the ops that have none (pools, identity): supernet.ops.with_output_bn
-    share_ops: str = "none"      # which terms of a cell share op weights: SHARE_KEYS
 
     def build(self) -> SuperNet:
         return SuperNet(get_space(self.space), self.C, self.layers, self.num_classes, self.stem, self.in_channels,
-                        self.stem_multiplier, self.op_bn, self.share_ops)
+                        self.stem_multiplier, self.op_bn)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,14 +73,10 @@ def build_supernet(*args, **kwargs) -> SuperNet:
 
 class SuperNet(nn.Module):
     def __init__(self, space: SearchSpace, C: int = 16, layers: int = 8, num_classes: int = 10,
-                 stem: str = "cifar", in_channels: int = 3, stem_multiplier: int = 3, op_bn: bool = False,
-                 share_ops: str = "none"):
+                 stem: str = "cifar", in_channels: int = 3, stem_multiplier: int = 3, op_bn: bool = False):
         super().__init__()
-        if share_ops not in SHARE_KEYS:
-            raise ValueError(f"share_ops must be one of {sorted(SHARE_KEYS)}, got {share_ops!r}")
         self.space = space
-        self.spec = SuperNetSpec(space.name, C, layers, num_classes, in_channels, stem, stem_multiplier, op_bn,
-                                 share_ops)
+        self.spec = SuperNetSpec(space.name, C, layers, num_classes, in_channels, stem, stem_multiplier, op_bn)
         self.ops = with_output_bn(OPS) if op_bn else OPS
         self._op_index = {op: i for i, op in enumerate(space.ops)}
         self._channel_cache: dict = {}
@@ -105,7 +84,7 @@ class SuperNet(nn.Module):
         C_pp, C_p = self.stem.channels
         self.cells = nn.ModuleList()
         for spec in cell_plan(C, layers, self.stem.reduction_prev):
-            self.cells.append(SearchCell(space, C_pp, C_p, spec, self.ops, share_ops))
+            self.cells.append(SearchCell(space, C_pp, C_p, spec, self.ops))
             C_pp, C_p = C_p, len(space.concat_states(spec.reduction)) * spec.C
         self.classifier = nn.Linear(C_p, num_classes)
 

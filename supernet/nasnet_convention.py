@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .backbone import CellSpec, cell_plan, op_stride
 from .errors import UserError
 from .genotype import Genotype
-from .layout import CellSpec, cell_plan, op_stride
 from .nasnet_ops import FactorizedReduction, bn, conv_bn, nasnet_op
 from .network_base import FixedNetwork, dropped, level
 

@@ -1,7 +1,7 @@
 """The fixed network of a genotype, in either cell convention (one factory, as timm's model builders).
 
-    net = Network(genotype, C=36, layers=20, num_classes=10, stem="cifar", convention="darts",
-                  auxiliary=True, drop_path=0.2)
+    net = build_network(genotype, C=36, layers=20, num_classes=10, stem="cifar", convention="darts",
+                        auxiliary=True, drop_path=0.2)
 
 `darts` builds cells as the DARTS code does (supernet.darts_convention; the supernet's subnets),
 `nasnet` as the NASNet-A / PNASNet-5 reference code does (supernet.nasnet_convention).
@@ -17,7 +17,7 @@ from .network_base import FixedNetwork
 CONVENTIONS = {"darts": DartsNetwork, "nasnet": NasnetNetwork}
 
 
-def Network(genotype: Genotype, C: int, layers: int, num_classes: int, stem: str = "cifar",
+def build_network(genotype: Genotype, C: int, layers: int, num_classes: int, stem: str = "cifar",
             convention: str = "darts", skip_reduction_input: bool = False, **settings) -> FixedNetwork:
     """The network of `genotype` in `convention`; `settings` are those both classes take (auxiliary,
     drop_path, affine, in_channels, stem_multiplier). `skip_reduction_input` is NASNet-A Large's

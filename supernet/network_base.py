@@ -13,8 +13,8 @@ from timm.layers import SelectAdaptivePool2d, drop_path
 from timm.models._features import feature_take_indices
 from torch import nn
 
+from .backbone import AuxiliaryHead, CellSpec
 from .genotype import Genotype
-from .layout import AuxiliaryHead, CellSpec
 
 
 class FixedNetwork(nn.Module):

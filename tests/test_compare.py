@@ -10,9 +10,10 @@ from supernet.train import main as train_main
 # a small darts-space supernet, 1 epoch of 16 steps on digits
 TINY_SUPERNET = ["space=darts", "C=4", "layers=3", "epochs=1", "batch_size=64", "amp=off", "workers=0",
                  "val_fraction=0.2", "eval_subnets=1", "eval_batches=1"]
-SETTINGS = ["budget=8", "ask_size=4", "calibration_batches=2", "eval_batches=2", "workers=0", "epochs=1"]
+SETTINGS = ["budget=8", "ask_size=4", "scoring.calibration_batches=2", "scoring.finetune_steps=2", "eval_batches=2",
+            "workers=0"]
 STRATEGIES = ["random", "evo_nas", "gdas"]
-OPTIONS = "strategy_options={evo_nas: {population_size: 4, sample_size: 2}}"
+OPTIONS = "strategy_options={evo_nas: {population_size: 4, sample_size: 2}, gdas: {epochs: 1}}"
 
 
 def read(path):
@@ -37,7 +38,8 @@ def test_each_strategy_is_a_full_search_of_its_own(compared):
     for name in STRATEGIES:
         config = yaml.safe_load((compared / name / "config.yaml").read_text())
         assert config["strategy"] == name and config["budget"] == 8
-        assert config["strategy_options"] == ({"population_size": 4, "sample_size": 2} if name == "evo_nas" else {})
+        assert config["strategy_options"] == {"random": {}, "evo_nas": {"population_size": 4, "sample_size": 2},
+                                              "gdas": {"epochs": 1}}[name]
         assert read(compared / name / "search.json")["strategy"] == name
     assert len(read(compared / "random" / "search.json")["history"]) == 8
 
@@ -79,7 +81,7 @@ def test_comparison_agrees_with_each_search_json(compared):
 
 def test_the_comparison_names_a_genotype_nas_retrain_reads(compared):
     from supernet.genotype import Genotype
-    from supernet.genotype_source import resolve_genotype
+    from supernet.genotype_lookup import resolve_genotype
 
     genotype, _ = resolve_genotype(str(compared / "comparison.json"))
     assert genotype == Genotype.from_dict(read(compared / "comparison.json")["best"]["genotype"])

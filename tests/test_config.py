@@ -4,7 +4,13 @@ import pytest
 import yaml
 
 from supernet.runtime.cli import command
-from supernet.runtime.config import ConfigError, from_dict, load_config, parse_value, to_dict
+from supernet.runtime.config import ConfigError, from_dict, load_config, parse_overrides, parse_value, to_dict
+
+
+@dataclasses.dataclass
+class Inner:
+    steps: int = 10
+    metric: str = "probability"
 
 
 @dataclasses.dataclass
@@ -17,6 +23,8 @@ class Cfg:
     image_size: int | None = None
     download: bool = False
     workers: int = 2
+    inner: Inner = dataclasses.field(default_factory=Inner)
+    options: dict = dataclasses.field(default_factory=dict)
 
 
 def write(path, text):
@@ -89,3 +97,32 @@ def test_command_prints_user_errors_as_one_line(tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err == "error: unknown config key 'lrr' in the command-line overrides; did you mean 'lr'?\n"
+
+
+def test_a_dotted_override_sets_one_key_of_a_nested_setting_over_the_file(tmp_path):
+    cfg_file = write(tmp_path / "c.yaml", "inner: {steps: 3}\noptions: {size: 4, rate: 0.5}\n")
+    cfg, out = load_config(Cfg, ["--config", cfg_file, "--out", str(tmp_path / "run"), "inner.metric=accuracy",
+                                 "options.size=8"])
+    assert cfg.inner == Inner(steps=3, metric="accuracy") and cfg.options == {"size": 8, "rate": 0.5}
+    assert yaml.safe_load((out / "config.yaml").read_text())["inner"] == {"steps": 3, "metric": "accuracy"}
+    assert parse_overrides(["a.b.c=1", "a.b.d=x", "e=[1, 2]"]) == {"a": {"b": {"c": 1, "d": "x"}}, "e": [1, 2]}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["inner.step=3"], r"unknown config key 'inner.step' in the command-line overrides; did you mean 'inner.steps'"),
+    (["inner.steps=many"], "inner.steps must be int, got 'many'"),
+    (["inner=3"], "inner must be a mapping of its keys, got 3"),
+    (["options=3"], "options must be a mapping of key: value, got 3"),
+    (["inner=3", "inner.steps=2"], "sets a key inside 'inner', which another override sets whole"),
+    (["inner..steps=2"], "must look like key=value"),
+])
+def test_a_bad_nested_setting_is_a_clear_error(tmp_path, argv, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(Cfg, ["--out", str(tmp_path / "run"), *argv])
+
+
+def test_help_lists_every_key_with_its_default_the_nested_ones_dotted(capsys):
+    with pytest.raises(SystemExit):
+        load_config(Cfg, ["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "lr=0.1" in shown and "inner.steps=10" in shown and "inner.metric='probability'" in shown

@@ -79,8 +79,10 @@ def test_two_processes_reach_the_weights_of_one_with_twice_the_batch(tmp_path):
 def run_search(out, supernet, strategy, *overrides, nproc=1):
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
                 if nproc > 1 else [sys.executable])
-    cmd = launcher + ["-m", "search", "--out", str(out), f"supernet={supernet}", f"strategy={strategy}", "epochs=1",
-                      "max_steps=6", "log_every=3", "device=cpu", "arch_lr=0.03", *overrides]   # lr: every decision moves in 6 steps
+    # arch_lr: every decision moves in 6 steps
+    cmd = launcher + ["-m", "search", "--out", str(out), f"supernet={supernet}", f"strategy={strategy}",
+                      "strategy_options={epochs: 1, arch_lr: 0.03}", "max_steps=6", "log_every=3", "device=cpu",
+                      *overrides]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, timeout=600)
     return torch.load(Path(out) / "checkpoint.pt", weights_only=True)

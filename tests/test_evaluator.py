@@ -7,19 +7,17 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from retrain.sizes import measure
 from retrain.spec import NetSpec
-from search.config import SearchConfig
+from search.config import SearchConfig, scoring_of
 from search.constraints import Constraints
 from search.evaluator import Evaluator
 from supernet import zoo
 from supernet.errors import UserError
 from supernet.model import SuperNet
-from supernet.scoring import HEAD_WEIGHT_DECAY, Scoring, batch_norms, recalibrate_bn
+from supernet.scoring import Scoring, batch_norms, recalibrate_bn
 from supernet.space import get_space
 from supernet.train import TrainConfig
 
@@ -64,7 +62,7 @@ def test_recalibrated_statistics_are_those_of_the_calibration_batches(supernet):
 
 
 def test_on_several_supernets_the_score_is_the_mean_of_each_ones(supernet):
-    """A run of branches scores on each of its supernets: the reward is the mean of the single scores."""
+    """A run of several supernets scores on each: the reward is the mean of the single scores."""
     torch.manual_seed(1)
     other = SuperNet(get_space("darts"), C=4, layers=3, num_classes=10, in_channels=1).eval()
     genotype = get_space("darts").sample(2)
@@ -80,7 +78,8 @@ def test_score_is_eval_mode_accuracy_or_true_class_probability_of_the_recalibrat
     genotype = get_space("darts").sample(1)
     calibration, validation = batches(2, seed=1), batches(3, seed=2)
     before = copy.deepcopy(supernet.state_dict())
-    score = Evaluator([supernet], calibration, validation).score(genotype)
+    unturned = Scoring(finetune_steps=0, metric="accuracy")
+    score = Evaluator([supernet], calibration, validation, scoring=unturned).score(genotype)
 
     net = supernet.subnet(genotype).train()
     for bn in batch_norms(net):
@@ -92,21 +91,21 @@ def test_score_is_eval_mode_accuracy_or_true_class_probability_of_the_recalibrat
         net.eval()
         hits = sum((net(x).argmax(1) == y).sum().item() for x, y in validation)
         likelihood = sum(net(x).softmax(1)[torch.arange(len(y)), y].sum().item() for x, y in validation)
-        loss = sum(F.cross_entropy(net(x), y, reduction="sum").item() for x, y in validation)
     assert score == hits / 48
-    probability = Evaluator([supernet], calibration, validation, scoring=Scoring(metric="probability")).score(genotype)
+    probability = Evaluator([supernet], calibration, validation,
+                            scoring=replace(unturned, metric="probability")).score(genotype)
     assert probability == pytest.approx(likelihood / 48, rel=1e-6) and probability != score
-    log_probability = Evaluator([supernet], calibration, validation,
-                                scoring=Scoring(metric="log_probability")).score(genotype)
-    assert log_probability == pytest.approx(-loss / 48, rel=1e-6)   # the negative validation loss
     for key, value in supernet.state_dict().items():
         assert torch.equal(value, before[key]), key
 
 
 def test_a_search_scores_as_the_supernet_run_was_told_unless_told_otherwise():
-    trained = asdict(TrainConfig(finetune_steps=3, metric="probability"))
-    assert SearchConfig(supernet="run").scoring(trained) == Scoring(finetune_steps=3, metric="probability")
-    assert SearchConfig(supernet="run", metric="accuracy", finetune_steps=0).scoring(trained) == Scoring()
+    trained = asdict(TrainConfig(scoring=Scoring(finetune_steps=3, metric="accuracy")))
+    assert scoring_of(trained, SearchConfig(supernet="run").scoring) == Scoring(finetune_steps=3, metric="accuracy")
+    told = SearchConfig(supernet="run", scoring={"metric": "probability", "finetune_steps": 10}).scoring
+    assert scoring_of(trained, told) == Scoring()
+    with pytest.raises(UserError, match="unknown config key 'scoring.steps'"):
+        SearchConfig(supernet="run", scoring={"steps": 3})
 
 
 def test_finetuned_score_is_that_of_the_subnet_after_plain_sgd_with_a_cosine_schedule(supernet):
@@ -114,63 +113,31 @@ def test_finetuned_score_is_that_of_the_subnet_after_plain_sgd_with_a_cosine_sch
     train, validation = batches(3, seed=3), batches(2, seed=4)
     scoring = Scoring(calibration_batches=2, finetune_steps=5, finetune_lr=0.1)
     before = copy.deepcopy(supernet.state_dict())
+    scoring = Scoring(calibration_batches=2, finetune_steps=5, finetune_lr=0.1, metric="accuracy")
     score = Evaluator([supernet], train, validation, scoring=scoring).score(genotype)
-    online = Evaluator([supernet], train, validation,
-                       scoring=replace(scoring, metric="finetune_probability")).score(genotype)
 
-    # independently: torch's SGD and cosine schedule over the training batches in turn, and the
-    # true-class probability of each batch before its step
+    # independently: torch's SGD and cosine schedule over the training batches in turn
     net = supernet.subnet(genotype).train()
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=3e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=5)
-    before_steps = []
     for step in range(5):
         x, y = train[step % 3]
         opt.zero_grad()
-        logits = net(x)
-        before_steps.append(logits.softmax(1)[torch.arange(len(y)), y].mean().item())
-        nn.functional.cross_entropy(logits, y).backward()
+        nn.functional.cross_entropy(net(x), y).backward()
         opt.step()
         schedule.step()
     recalibrate_bn(net, train[:2])
     with torch.no_grad():
         hits = sum((net(x).argmax(1) == y).sum().item() for x, y in validation)
     assert score == hits / 32
-    assert online == pytest.approx(np.mean(before_steps), rel=1e-6)
-    assert hits / 32 != Evaluator([supernet], train, validation).score(genotype)   # the steps changed the subnet
+    unturned = replace(scoring, finetune_steps=0)
+    assert hits / 32 != Evaluator([supernet], train, validation, scoring=unturned).score(genotype)   # the steps count
     for key, value in supernet.state_dict().items():
         assert torch.equal(value, before[key]), key
 
 
-def test_a_refit_head_is_the_logistic_regression_of_the_subnets_own_features(supernet):
-    genotype = get_space("darts").sample(5)
-    train, validation = batches(4, seed=5), batches(2, seed=6)
-    scoring = Scoring(calibration_batches=3, head="refit", metric="probability")
-    before = copy.deepcopy(supernet.state_dict())
-    score = Evaluator([supernet], train, validation, scoring=scoring).score(genotype)
-
-    # independently: scikit-learn's L2-penalised multinomial regression of the recalibrated subnet's
-    # pooled features of the calibration batches; its objective C * (summed loss) + |w|^2 / 2 is
-    # that of the refit, the mean loss + HEAD_WEIGHT_DECAY * |w|^2, times C * n
-    net = supernet.subnet(genotype)
-    recalibrate_bn(net, train[:3])
-    with torch.no_grad():
-        features = [(net.forward_head(net.forward_features(x), pre_logits=True), y) for x, y in train[:3] + validation]
-    x_fit, y_fit = torch.cat([f for f, _ in features[:3]]).numpy(), torch.cat([y for _, y in features[:3]]).numpy()
-    regression = LogisticRegression(C=1 / (2 * HEAD_WEIGHT_DECAY * len(y_fit)), tol=1e-10, max_iter=10_000)
-    regression.fit(x_fit, y_fit)
-    x_val, y_val = torch.cat([f for f, _ in features[3:]]).numpy(), torch.cat([y for _, y in features[3:]]).numpy()
-    probabilities = regression.predict_proba(x_val)[np.arange(len(y_val)), y_val]
-    assert set(y_fit) == set(range(10))   # every class seen, so the regression's classes are the subnet's
-    assert score == pytest.approx(probabilities.mean(), abs=1e-4)
-    assert score != pytest.approx(Evaluator([supernet], train, validation,
-                                            scoring=replace(scoring, head="inherited")).score(genotype), abs=1e-2)
-    for key, value in supernet.state_dict().items():
-        assert torch.equal(value, before[key]), key
-
-
-@pytest.mark.parametrize("settings", [{"bn": "frozen"}, {"head": "linear"}, {"metric": "loss"}, {"finetune_steps": -1}, {"finetune_lr": 0},
-                                      {"calibration_batches": 0}, {"metric": "finetune_probability"}])
+@pytest.mark.parametrize("settings", [{"metric": "loss"}, {"finetune_steps": -1}, {"finetune_lr": 0},
+                                      {"calibration_batches": 0}])
 def test_bad_scoring_settings_are_user_errors(settings):
     with pytest.raises(UserError):
         Scoring(**settings)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.config import read_pipeline_config, split_overrides
+from pipeline.config import read_pipeline_config, stage_overrides
 from pipeline.stages import resolve_configs
 from retrain.cli import main as retrain_main
 from search.cli import build_evaluator
@@ -50,10 +50,10 @@ def test_a_genotype_sets_nas_search_size_limits():
 
 def test_nas_pipeline_passes_an_inline_genotype_through_its_overrides(tmp_path):
     g = get_space("nasnet").sample(1)
-    _, overrides = split_overrides([f"search.max_params={g.to_json()}"])
+    overrides = stage_overrides([f"search.max_params={g.to_json()}"])
     config = ROOT / "configs" / "digits.yaml"
     try:
-        configs = resolve_configs(read_pipeline_config(config, {}).stage_files(config), overrides, tmp_path, 0)
+        configs = resolve_configs(read_pipeline_config(config).stage_files(config), overrides, tmp_path)
     finally:
         release_run_dirs()   # resolving claims the run directory, as the command does
     assert configs["search"].max_params == g.to_dict()

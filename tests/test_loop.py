@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from retrain.train import RetrainConfig, retrain
+from search.bilevel import BilevelSearch
 from search.cli import loaders, supernet_settings
 from search.config import SearchConfig
-from search.differentiable import BilevelSearch
 from supernet.runtime.checkpoint import LATEST, CheckpointError, load_supernet
 from supernet.runtime.distributed import init_distributed
 from supernet.train import TrainConfig, main, train
@@ -31,7 +31,8 @@ def supernets(tmp_path_factory):
 
 
 def bilevel(supernet_dir, out, **settings) -> BilevelSearch:
-    cfg = SearchConfig(supernet=str(supernet_dir), strategy="gdas", epochs=1, device="cpu", **settings)
+    cfg = SearchConfig(supernet=str(supernet_dir), strategy="gdas", strategy_options={"epochs": 1}, device="cpu",
+                       **settings)
     data = loaders(cfg, supernet_settings(supernet_dir))
     return BilevelSearch(cfg, load_supernet(supernet_dir), data, out, init_distributed("cpu"))
 
@@ -39,7 +40,7 @@ def bilevel(supernet_dir, out, **settings) -> BilevelSearch:
 def test_every_loop_returns_none_when_stopped_early_and_its_summary_at_the_end(supernets, tmp_path):
     assert train(TrainConfig(**SUPERNET, max_steps=3), tmp_path / "supernet") is None
     retrain_cfg = RetrainConfig(genotype="darts_v2", C=4, layers=3, dataset="digits", epochs=2, cutout=0,
-                                amp="off", workers=0, max_epochs=1)
+                                amp="off", workers=0, max_steps=3)
     assert retrain(retrain_cfg, tmp_path / "retrain") is None
     assert bilevel(supernets / "C4", tmp_path / "search", max_steps=3).run() is None
     finished = bilevel(supernets / "C4", tmp_path / "search").run()

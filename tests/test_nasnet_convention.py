@@ -7,7 +7,7 @@ from timm.models.nasnet import NASNetALarge
 
 from retrain.spec import NetSpec
 from supernet import zoo
-from supernet.network import Network
+from supernet.network import build_network
 from supernet.sizes import count_macs, count_params
 
 
@@ -48,13 +48,13 @@ def _copy_weights(src: torch.nn.Module, dst: torch.nn.Module):
 def test_nasnet_a_computes_what_timms_nasnet_computes():
     torch.manual_seed(0)
     ref = NASNetALarge(num_classes=10, stem_size=12, num_features=24 * 8)   # a narrow 6@192
-    ours = Network(zoo.get("nasnet_a"), 8, 20, 10, stem="imagenet", convention="nasnet",
+    ours = build_network(zoo.get("nasnet_a"), 8, 20, 10, stem="imagenet", convention="nasnet",
                    stem_multiplier=12 / 32, skip_reduction_input=True)
     _copy_weights(ref, ours)
     x = torch.randn(2, 3, 123, 123)   # odd sizes: TF 'SAME' padding matters
     # training mode: batch statistics make every path count
     torch.testing.assert_close(ours.train()(x), ref.train()(x))
-    plain = Network(zoo.get("nasnet_a"), 8, 20, 10, stem="imagenet", convention="nasnet", stem_multiplier=12 / 32)
+    plain = build_network(zoo.get("nasnet_a"), 8, 20, 10, stem="imagenet", convention="nasnet", stem_multiplier=12 / 32)
     _copy_weights(ref, plain)
     assert not torch.allclose(plain.train()(x), ref(x), atol=1e-3)   # the chaining after reductions is seen
 
@@ -62,7 +62,7 @@ def test_nasnet_a_computes_what_timms_nasnet_computes():
 def test_pnasnet_5_computes_what_timms_pnasnet_computes():
     torch.manual_seed(0)
     ref = timm.create_model("pnasnet5large", num_classes=10)
-    ours = Network(zoo.get("pnasnet_5"), 216, 12, 10, stem="imagenet", convention="nasnet")
+    ours = build_network(zoo.get("pnasnet_5"), 216, 12, 10, stem="imagenet", convention="nasnet")
     _copy_weights(ref, ours)
     x = torch.randn(2, 3, 64, 64)
     torch.testing.assert_close(ours.train()(x), ref.train()(x))

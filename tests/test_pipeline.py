@@ -72,13 +72,11 @@ def test_summary_figures_are_those_of_the_stage_jsons(run):
                                  "retrain": retrained["wall_time_s"]}
     markdown = (run / "report" / "summary.md").read_text()
     assert f"{summary['test_acc']:.4f}" in markdown and summary["genotype_str"] in markdown
-    # the reward row names the search's metric: the digits configs rank by accuracy
-    assert summary["reward_metric"] == "accuracy" and "reward: validation accuracy of" in markdown
-    assert "reward: validation true-class probability of" in summary_table({**summary, "reward_metric": "probability"})
+    # the reward row names the search's metric: the digits configs rank by the default, the probability
+    assert summary["reward_metric"] == "probability" and "reward: validation true-class probability of" in markdown
+    assert "reward: validation accuracy of" in summary_table({**summary, "reward_metric": "accuracy"})
     unscored = summary_table({**summary, "supernet_val_acc_mean": None, "supernet_eval_subnets": 0})
     assert "| mean validation accuracy of 0 random subnets" in unscored and "| n/a " in unscored
-    assert "reward: true-class probability of the fine-tuning batches of" in summary_table(
-        {**summary, "reward_metric": "finetune_probability"})
 
 
 def test_rerun_skips_the_finished_stages_and_prints_the_summary(run, monkeypatch, capsys):
@@ -98,15 +96,13 @@ def test_rerun_skips_the_finished_stages_and_prints_the_summary(run, monkeypatch
 @pytest.mark.parametrize("overrides, message", [
     (["search.budgte=3"], ("error: search stage: unknown config key 'budgte' in the command-line overrides; "
                            "did you mean 'budget'?")),
+    (["search.scoring.finetune_step=3"], ("error: search stage: unknown config key 'scoring.finetune_step' in "
+                                          "the config; did you mean 'scoring.finetune_steps'?")),
     (["retrain.epochs=many"], "error: retrain stage: epochs must be int, got 'many'"),
     (["budget=3"], "error: override 'budget=3' must name its stage"),
     (["searhc.budget=3"], "error: override 'searhc.budget=3' must name its stage"),
     (["retrain.genotype=darts_v2"], "error: retrain.genotype is set by the pipeline"),
     (["retrain.data_dir=elsewhere"], "error: retrain.data_dir is set by the pipeline"),
-    (["shortlist=-1"], "error: shortlist must be at least 0, got -1"),
-    (["shortlist=2", "supernet.val_fraction=0"], "error: the shortlisted cells are judged on the photos the supernet run holds out"),
-    (["shortlist=2", "search.strategy=gdas"], "error: shortlist applies to the discrete strategies, not to gdas"),
-    (["shortlist=2", "search.strategy=[random,darts]", "search.strategy_options={}"], "error: shortlist applies to the discrete strategies, not to darts"),
     (["retrain.val_fraction=0.1"], "error: retrain.val_fraction is set by the pipeline"),
 ])
 def test_a_config_error_is_one_line_and_claims_no_run_directory(tmp_path, capsys, overrides, message):

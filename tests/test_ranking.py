@@ -77,6 +77,7 @@ def test_the_seed_ceiling_is_the_mean_tau_over_pairs_of_seeds_each_over_the_cell
 
 TINY = ["space=nasnet", "C=4", "layers=3", "epochs=1", "batch_size=64", "amp=off", "workers=0", "val_fraction=0.2",
         "eval_subnets=1", "eval_batches=1"]
+OVERRIDES = ("eval_batches=1", "scoring.calibration_batches=1", "scoring.finetune_steps=2")
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,7 @@ def ground_truth(path, count=6):
 
 def test_ranking_end_to_end(supernets, tmp_path):
     genotypes, records = ground_truth(tmp_path / "truth.jsonl")
-    done = rank(supernets[:1], tmp_path / "truth.jsonl", tmp_path / "r.json", "eval_batches=1", "calibration_batches=1")
+    done = rank(supernets[:1], tmp_path / "truth.jsonl", tmp_path / "r.json", *OVERRIDES, "scoring.metric=accuracy")
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "r.json").read_text())
     truth = [r["accuracy"] for r in records]
@@ -137,9 +138,9 @@ def test_ranking_end_to_end(supernets, tmp_path):
 
 def test_ranking_by_probability_keeps_the_accuracy_ratio_and_another_draw_moves_the_scores(supernets, tmp_path):
     _, records = ground_truth(tmp_path / "truth.jsonl")
-    overrides = ("eval_batches=1", "calibration_batches=1", "finetune_steps=2")
-    for name, extra in (("acc", ()), ("prob", ("metric=probability",)), ("draw", ("metric=probability", "draw=1"))):
-        done = rank(supernets[:1], tmp_path / "truth.jsonl", tmp_path / f"{name}.json", *overrides, *extra)
+    for name, extra in (("acc", ("scoring.metric=accuracy",)), ("prob", ("scoring.metric=probability",)),
+                        ("draw", ("scoring.metric=probability", "draw=1"))):
+        done = rank(supernets[:1], tmp_path / "truth.jsonl", tmp_path / f"{name}.json", *OVERRIDES, *extra)
         assert done.returncode == 0, done.stderr
     acc, prob, draw = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("acc", "prob", "draw"))
     probabilities = [g["shared_weight"] for g in prob["genotypes"]]
@@ -153,7 +154,7 @@ def test_ranking_by_probability_keeps_the_accuracy_ratio_and_another_draw_moves_
 
 def test_several_supernets_score_by_their_mean_and_report_their_agreement(supernets, tmp_path):
     _, records = ground_truth(tmp_path / "truth.jsonl")
-    overrides = ("eval_batches=1", "calibration_batches=1")
+    overrides = OVERRIDES
     for name, runs, against in (("r0", supernets[:1], ()), ("r1", supernets[1:], ("--against", str(tmp_path / "r0.json"))),
                                 ("both", supernets, ())):
         done = rank(runs, tmp_path / "truth.jsonl", tmp_path / f"{name}.json", *overrides, *against)
@@ -192,7 +193,7 @@ def test_several_ground_truths_pool_their_genotypes_and_report_each_alone(supern
     _, records = ground_truth(tmp_path / "truth.jsonl")
     for name, part in (("a.jsonl", records[:3]), ("b.jsonl", records[3:])):
         (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in part))
-    overrides = ("eval_batches=1", "calibration_batches=1")
+    overrides = OVERRIDES
     whole = rank(supernets[:1], tmp_path / "truth.jsonl", tmp_path / "whole.json", *overrides)
     pooled = rank(supernets[:1], tmp_path / "a.jsonl", tmp_path / "pooled.json", "--ground-truth", str(tmp_path / "b.jsonl"),
                   *overrides)
@@ -214,7 +215,7 @@ def test_stored_scores_rank_against_another_ground_truth_as_scoring_again_would(
     _, records = ground_truth(tmp_path / "truth.jsonl")
     updated = [{**r, "accuracy": 0.6 - 0.01 * (k * 5 % 6)} for k, r in enumerate(records)]   # another order
     (tmp_path / "updated.jsonl").write_text("".join(json.dumps(r) + "\n" for r in updated))
-    overrides = ("eval_batches=1", "calibration_batches=1")
+    overrides = OVERRIDES
     for name, runs, truth in (("r0", supernets[:1], "truth.jsonl"), ("r1", supernets[1:], "truth.jsonl"),
                               ("both", supernets, "updated.jsonl")):
         done = rank(runs, tmp_path / truth, tmp_path / f"{name}.json", *overrides)
@@ -229,7 +230,7 @@ def test_stored_scores_rank_against_another_ground_truth_as_scoring_again_would(
                 "baselines", "agreement", "ceiling", "runs", "genotypes", "scoring", "settings", "scored_images"):
         assert rounded(stored[key]) == rounded(both[key]), key
     done = subprocess.run([sys.executable, "tools/ranking.py", *scores[:2], "--ground-truth", str(tmp_path / "updated.jsonl"),
-                           "--json", str(tmp_path / "x.json"), "finetune_steps=5"], check=False, cwd=ROOT,
+                           "--json", str(tmp_path / "x.json"), "scoring.finetune_steps=5"], check=False, cwd=ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 2 and "have no place" in done.stderr and not (tmp_path / "x.json").exists()
 
@@ -243,24 +244,23 @@ def rounded(value):
     return round(value, 9) if isinstance(value, float) else value
 
 
-@pytest.mark.parametrize("several, member", [("branches", "branch"), ("runs", "run")])
-def test_a_run_of_several_supernets_ranks_as_they_do_given_as_runs(supernets, tmp_path, several, member):
-    """A run of branches=2 (or runs=2) whose two supernets are the fixture's ranks as `--supernet` of both does."""
+def test_a_run_of_several_supernets_ranks_as_they_do_given_as_runs(supernets, tmp_path):
+    """A run of runs=2 whose two supernets are the fixture's ranks as `--supernet` of both does."""
     ground_truth(tmp_path / "truth.jsonl")
     joint = tmp_path / "joint"
     joint.mkdir()
     settings = yaml.safe_load((supernets[0] / "config.yaml").read_text())
-    (joint / "config.yaml").write_text(yaml.safe_dump({**settings, several: 2}))
+    (joint / "config.yaml").write_text(yaml.safe_dump({**settings, "runs": 2}))
     for k, run in enumerate(supernets):
-        shutil.copytree(run, joint / f"{member}{k}")
-    overrides = ("eval_batches=1", "calibration_batches=1")
+        shutil.copytree(run, joint / f"run{k}")
+    overrides = OVERRIDES
     for name, runs in (("both", supernets), ("joint", [joint])):
         done = rank(runs, tmp_path / "truth.jsonl", tmp_path / f"{name}.json", *overrides)
         assert done.returncode == 0, done.stderr
     both, together = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("both", "joint"))
-    assert [r["supernet"] for r in together["runs"]] == [f"{joint}/{member}{k}" for k in range(2)]
+    assert [r["supernet"] for r in together["runs"]] == [f"{joint}/run{k}" for k in range(2)]
     assert [g["shared_weights"] for g in together["genotypes"]] == [g["shared_weights"] for g in both["genotypes"]]
     assert together["kendall_tau"] == both["kendall_tau"] and together["agreement"] == both["agreement"]
-    shutil.rmtree(joint / f"{member}1")
+    shutil.rmtree(joint / "run1")
     done = rank([joint], tmp_path / "truth.jsonl", tmp_path / "half.json", *overrides)
     assert done.returncode == 2 and "finished 1 of its 2 supernets" in done.stderr

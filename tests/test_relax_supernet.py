@@ -3,7 +3,7 @@ single path, and terms whose weight is exactly 0 never run."""
 import pytest
 import torch
 
-from search.relax import ArchParams, RelaxOptions, relaxed_choices
+from search.relaxations import ArchParams, RelaxOptions, relaxed_choices
 from supernet.model import SuperNet
 from supernet.space import get_space
 

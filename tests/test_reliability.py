@@ -26,7 +26,7 @@ import torch
 import retrain.train as retrain_module
 from retrain.cli import main as retrain_main
 from retrain.train import RetrainConfig
-from search import differentiable
+from search import bilevel
 from search.cli import main as search_main
 from search.config import SearchConfig
 from supernet import zoo
@@ -52,7 +52,8 @@ class Stage:
     summary: str         # written when the run is done
 
 
-SEARCH = ("supernet={supernet}", "calibration_batches=2", "eval_batches=2", "workers=0")
+SEARCH = ("supernet={supernet}", "scoring.calibration_batches=2", "scoring.finetune_steps=2", "eval_batches=2",
+          "workers=0")
 STAGES = {
     # 16 steps, a checkpoint every 4
     "supernet": Stage("supernet.train", train_main, TrainConfig,
@@ -66,13 +67,14 @@ STAGES = {
                      ("budget=24",), (("budget=8",),), "search.json"),
     # 2 epochs of 16 steps, a checkpoint after each epoch and where max_steps stops the run
     "gdas": Stage("search", search_main, SearchConfig,
-                  (*SEARCH, "strategy=gdas", "epochs=2", "batch_size=64", "log_every=4", "device=cpu"),
+                  (*SEARCH, "strategy=gdas", "strategy_options={epochs: 2}", "batch_size=64", "log_every=4",
+                   "device=cpu"),
                   (), (("max_steps=4",), ("max_steps=8",)), "search.json"),
     # 3 epochs of 22 steps, a checkpoint after each
     "retrain": Stage("retrain", retrain_main, RetrainConfig,
                      ("genotype=darts_v2", "C=4", "layers=3", "dataset=digits", "epochs=3", "batch_size=64",
                       "lr=0.05", "cutout=0", "amp=off", "workers=0"),
-                     (), (("max_epochs=2",),), "retrain.json"),
+                     (), (("max_steps=44",),), "retrain.json"),
 }
 NOT_RESULTS = {"wall_time_s", "seconds", "elapsed", "train_time", "rng"}   # timings, and RNGs retrain never seeds
 
@@ -290,13 +292,13 @@ def poison(stage: str, value: float, monkeypatch):
 
         monkeypatch.setattr(retrain_module.Retrainer, "loss", loss)
     else:
-        real = differentiable.BilevelSearch.loss
+        real = bilevel.BilevelSearch.loss
 
         def loss(self, x, y, weights):
             loss, correct = real(self, x, y, weights)
             return loss * value if self.step + 1 == 12 else loss, correct
 
-        monkeypatch.setattr(differentiable.BilevelSearch, "loss", loss)
+        monkeypatch.setattr(bilevel.BilevelSearch, "loss", loss)
 
 
 NON_FINITE = {
@@ -353,7 +355,8 @@ def test_a_malformed_genotype_is_one_line_and_writes_nothing(source, message, ar
 @pytest.mark.parametrize("stage, typo, message", [
     ("supernet", "lrr=0.1", "'lrr' in the command-line overrides; did you mean 'lr'?"),
     ("evo_nas", "budgte=8", "'budgte' in the command-line overrides; did you mean 'budget'?"),
-    ("gdas", "tau_mx=5", "'tau_mx' in the command-line overrides; did you mean 'tau_max'?"),
+    ("gdas", "strategy_options.tau_mx=5", "'strategy_options.tau_mx' in the config; did you mean "
+                                          "'strategy_options.tau_max'?"),
     ("retrain", "cutuot: 0", "'cutuot' in {config}; did you mean 'cutout'?"),   # in a config file
 ])
 def test_an_unknown_config_key_is_one_line_and_changes_nothing(stage, typo, message, runs, argv, tmp_path,

@@ -11,7 +11,7 @@ from retrain.spec import NetSpec
 from retrain.train import RetrainConfig, retrain
 from supernet import zoo
 from supernet.genotype import GenotypeError
-from supernet.genotype_source import resolve_genotype
+from supernet.genotype_lookup import resolve_genotype
 from supernet.runtime.checkpoint import load_checkpoint
 from supernet.runtime.data import make_loaders
 from supernet.space import get_space
@@ -65,6 +65,9 @@ def test_drop_path_and_auxiliary_head_only_in_training(convention):
     torch.testing.assert_close(net(x)[0], net(x)[0])   # batch statistics alone are deterministic
 
 
+STEPS_PER_EPOCH = (1797 - 359) // 64   # the digits' training split, in batches of 64
+
+
 def _digits_config(genotype: str, **overrides) -> RetrainConfig:
     settings = {"genotype": genotype, "C": 6, "layers": 3, "dataset": "digits", "batch_size": 64, "epochs": 2, "lr": 0.05,
                     "cutout": 0, "drop_path": 0.1, "amp": "off", "workers": 0, "log_every": 100}
@@ -100,7 +103,7 @@ def test_val_fraction_judges_on_the_held_out_training_photos_and_never_on_the_te
 
 def test_a_stopped_run_resumes_to_the_same_weights(tmp_path):
     whole = retrain(_digits_config("darts_v2"), tmp_path / "whole")
-    assert retrain(_digits_config("darts_v2", max_epochs=1), tmp_path / "cut") is None
+    assert retrain(_digits_config("darts_v2", max_steps=STEPS_PER_EPOCH), tmp_path / "cut") is None
     resumed = retrain(_digits_config("darts_v2"), tmp_path / "cut")
     assert resumed["test_acc"] == whole["test_acc"]
     a, b = load_checkpoint(tmp_path / "whole")["model"], load_checkpoint(tmp_path / "cut")["model"]

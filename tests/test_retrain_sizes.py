@@ -13,7 +13,7 @@ from retrain.scaling import filters_of, layers_for, parse_amount, scale, width_f
 from retrain.sizes import measure
 from retrain.spec import NetSpec
 from supernet import zoo
-from supernet.network import Network
+from supernet.network import build_network
 from supernet.sizes import count_macs, count_params
 
 
@@ -39,7 +39,7 @@ def _call_macs(net: nn.Module, image_size: int) -> int:
 
 
 def test_darts_v2_cifar10_has_the_darts_code_parameter_count():
-    net = Network(zoo.get("darts_v2"), 36, 20, 10, stem="cifar", auxiliary=True)
+    net = build_network(zoo.get("darts_v2"), 36, 20, 10, stem="cifar", auxiliary=True)
     assert abs(count_params(net) - 3_349_342) <= 0.001 * 3_349_342
     aux = sum(p.numel() for p in net.aux_head.parameters())
     assert count_params(net) == sum(p.numel() for p in net.parameters()) - aux
@@ -91,7 +91,7 @@ def _run(capsys, *argv) -> dict:
 
 def test_describe_prints_the_sizes_of_the_network(capsys):
     got = _run(capsys, "describe", "darts_v2", "--C", "16", "--layers", "8", "--dataset", "cifar10", "--json")
-    net = Network(zoo.get("darts_v2"), 16, 8, 10, stem="cifar")
+    net = build_network(zoo.get("darts_v2"), 16, 8, 10, stem="cifar")
     assert got == {"params": count_params(net), "macs": _call_macs(net, 32)}
 
 

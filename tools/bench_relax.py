@@ -27,7 +27,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from search.relax import ArchParams, RelaxOptions, gumbel_noise, sparsity
+from search.relaxations import ArchParams, RelaxOptions, gumbel_noise, sparsity
 from supernet.model import SuperNet
 from supernet.space import get_space
 

@@ -11,16 +11,13 @@ figures (and each baseline's tau) over each file's genotypes alone: a held-out s
 those a recipe was chosen on, say. Where
 objects also hold `accuracies` of several seeds ({"0": a, "1": b, ...}), the seed-to-seed Kendall tau
 of standalone training (the mean over pairs of seeds) is reported as the ceiling. Every genotype is scored as nas-search scores a
-candidate (supernet.scoring: the subnet inherits the supernet's weights, is optionally fine-tuned for
-a few steps, its BN statistics are recalibrated, its score measured), on the supernet run's
-validation split unless key=value overrides choose other data or scoring: dataset, data_dir,
-image_size, split (val | test), batch_size, eval_batches, and supernet.scoring.Scoring's bn
-(recalibrate | batch), head (inherited | refit: the classifier refit to the subnet's own features), calibration_batches, finetune_steps, finetune_lr, metric (accuracy |
-probability: the mean probability of the true class | log_probability: the mean of its log, the negative
-validation loss | finetune_probability: that of each fine-tuning batch before its step); raw_weights=true scores the trained weights
-of a run that keeps their moving average (ema_decay), untrained=true the supernet at initialisation
-(the from-scratch control), draw=N fine-tunes and calibrates on the first batches of training epoch
-N instead of 0 (another draw of the scoring's own noise). OUT holds kendall_tau (with
+candidate (supernet.scoring: the subnet inherits the supernet's weights, is fine-tuned for a few
+steps, its BN statistics are recalibrated, its score measured), on the supernet run's validation
+split unless key=value overrides (RankingSettings) choose other data or scoring: dataset, data_dir,
+image_size, split (val | test), batch_size, eval_batches, the keys of supernet.scoring.Scoring as
+`scoring.KEY=VALUE` (scoring.finetune_steps=0: the shared weights alone), untrained=true the
+supernet at initialisation (the from-scratch control), draw=N fine-tunes and calibrates on the
+first batches of training epoch N instead of 0 (another draw of the scoring's own noise). OUT holds kendall_tau (with
 kendall_tau_95, its 95% bootstrap interval over the genotypes), spearman, top_quarter_precision of
 the scores, accuracy_ratio (mean shared-weight / mean standalone accuracy, whatever the metric
 ranked), count, the per-genotype scores and accuracies, and
@@ -35,8 +32,8 @@ fine-tuning leans on most, cannot give; and `width_lean`, the Kendall tau betwee
 search follows the scores' lean). `--against EARLIER` (an OUT of this tool: another supernet, scoring, or the
 untrained control) adds `against`, the same paired difference from that ranking (and in its
 `equal_width`, that over the pairs of equal width). With several
-runs (one shape, trained with other seeds, say; each supernet of a run of several, its `runs` or
-`branches`, counts as one, named by its directory) a genotype's score is the mean of theirs, `runs`
+runs (one shape, trained with other seeds, say; each supernet of a run of several, its `runs`,
+counts as one, named by its directory) a genotype's score is the mean of theirs, `runs`
 holds the figures of each, and `agreement` the mean Kendall tau between their scores: how far a
 supernet's ranking repeats when it is trained again. `--scores EARLIER` in place of `--supernet`
 scores nothing: it ranks the scores (each run's) of an earlier OUT against these ground-truth files,
@@ -49,7 +46,7 @@ import itertools
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -58,16 +55,17 @@ import torch
 from scipy.stats import spearmanr
 
 from search.cli import supernet_settings
+from search.config import scoring_of
 from search.proxies import PROXIES, proxy_scores
 from supernet.genotype import Genotype
-from supernet.network import Network
+from supernet.network import build_network
 from supernet.runtime.checkpoint import load_supernets, supernet_dirs
 from supernet.runtime.cli import command
-from supernet.runtime.config import ConfigError, from_dict, parse_value
+from supernet.runtime.config import ConfigError, from_dict, parse_overrides
 from supernet.runtime.data import make_loaders, set_epoch, take_batches
 from supernet.runtime.files import write_json
 from supernet.runtime.precision import uses_channels_last
-from supernet.scoring import SCORING_KEYS, Metric, score_metrics, scoring_from
+from supernet.scoring import Scoring, score_metrics
 
 
 @dataclass
@@ -79,14 +77,7 @@ class RankingSettings:
     split: Literal["val", "test"] = "val"
     batch_size: int = 64
     eval_batches: int | None = None      # None: the whole split
-    # supernet.scoring.Scoring; None: as the supernet run scored its subnets
-    calibration_batches: int | None = None
-    finetune_steps: int | None = None
-    finetune_lr: float | None = None
-    bn: Literal["recalibrate", "batch"] | None = None
-    head: Literal["inherited", "refit"] | None = None
-    metric: Metric | None = None
-    raw_weights: bool = False            # the trained weights even where the run keeps their moving average
+    scoring: dict = field(default_factory=dict)   # supernet.scoring.Scoring keys; unset: the supernet run's
     untrained: bool = False              # the supernet at initialisation (seed 0): with finetune_steps, the
     #                                      from-scratch control that the trained weights must beat
     draw: int = 0                        # the training epoch whose first batches fine-tune and calibrate: another
@@ -109,13 +100,9 @@ def parse_args(argv=None):
                                                 "the difference of the two taus, paired over the genotypes")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="the scoring data and method (see RankingSettings)")
     args = p.parse_args(argv)
-    values = {}
-    for item in args.overrides:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ConfigError(f"override {item!r} must look like key=value")
-        values[key] = parse_value(text)
+    values = parse_overrides(args.overrides)
     settings = from_dict(RankingSettings, values, "the command-line overrides")
+    from_dict(Scoring, settings.scoring, "the command-line overrides", prefix="scoring.")
     if args.scores and values:
         raise ConfigError("--scores ranks scores already made: key=value overrides, which say how to score, have no place")
     if settings.draw < 0:
@@ -274,15 +261,14 @@ def compare_with(path: Path, earlier: dict[int, float], shared: list[float], tru
                             **tau_gap(mine, other, common_truth, common_widths)}}
 
 
-def load_runs(runs: list[str], untrained: bool, raw_weights: bool) -> tuple[list[str], list]:
+def load_runs(runs: list[str], untrained: bool) -> tuple[list[str], list]:
     """The supernets of `runs` (a run of several gives each, named by its directory) and their
     names; they must share their shape (the first one's data scores them all). With `untrained`, each
-    run's at initialisation (seed 0) instead; with `raw_weights`, the trained weights even where a run
-    keeps their moving average (load_supernet)."""
+    run's at initialisation (seed 0) instead."""
     names, supernets = [], []
     for run in runs:
         settings = supernet_settings(run)
-        nets = load_supernets(run, settings, raw=raw_weights, untrained=untrained)
+        nets = load_supernets(run, settings, untrained=untrained)
         names += [str(run)] if len(nets) == 1 else [str(where) for where in supernet_dirs(run, settings)]
         supernets += [net.eval() for net in nets]
     if any(net.spec != supernets[0].spec for net in supernets):
@@ -300,8 +286,8 @@ def agreement(scores_by_run: list[list[float]]) -> float | None:
 def score_supernets(args, settings, records: list[dict]) -> dict:
     """Every genotype scored on each supernet of `args.supernet` (supernet.scoring), with the baselines."""
     trained = supernet_settings(args.supernet[0])
-    scoring = scoring_from(trained, **{key: getattr(settings, key) for key in SCORING_KEYS})
-    names, supernets = load_runs(args.supernet, settings.untrained, settings.raw_weights)
+    scoring = scoring_of(trained, settings.scoring)
+    names, supernets = load_runs(args.supernet, settings.untrained)
     spec = supernets[0].spec
     data = make_loaders(settings.dataset or trained["dataset"], settings.data_dir or trained["data_dir"],
                         settings.batch_size, image_size=settings.image_size or trained["image_size"],
@@ -314,7 +300,7 @@ def score_supernets(args, settings, records: list[dict]) -> dict:
         raise ConfigError(f"the supernet run's data has no {settings.split} split to score on")
     genotypes = [Genotype.from_dict(r["genotype"]) for r in records]
     x, y = train[0]
-    proxies = [proxy_scores(lambda g=g: Network(g, spec.C, spec.layers, spec.num_classes, stem=spec.stem,
+    proxies = [proxy_scores(lambda g=g: build_network(g, spec.C, spec.layers, spec.num_classes, stem=spec.stem,
                                                 in_channels=spec.in_channels), x, y) for g in genotypes]
     by_run, accuracy_by_run = [], []
     for run, supernet in zip(names, supernets):

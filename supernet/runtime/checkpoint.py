@@ -194,10 +194,10 @@ def set_rng_state(state: dict):
     random.setstate((py_version, tuple(state["python"].tolist()), py_gauss))
 
 
-def load_supernet(run_dir, map_location="cpu", raw: bool = False, untrained: bool = False) -> SuperNet:
-    """The supernet of a `supernet-train` run directory, with its latest checkpointed weights: their
-    moving average where the run keeps one (`ema_decay`), unless `raw`; with `untrained`, the same
-    supernet at initialisation (built from seed 0): the control that shows what its training adds."""
+def load_supernet(run_dir, map_location="cpu", untrained: bool = False) -> SuperNet:
+    """The supernet of a `supernet-train` run directory, with its latest checkpointed weights; with
+    `untrained`, the same supernet at initialisation (built from seed 0): the control that shows what
+    its training adds."""
     state = load_checkpoint(run_dir, map_location)
     if state is None:
         raise MissingFileError(f"{run_dir} holds no supernet checkpoint; train one with supernet-train --out {run_dir}")
@@ -205,21 +205,18 @@ def load_supernet(run_dir, map_location="cpu", raw: bool = False, untrained: boo
         torch.manual_seed(0)
     net = SuperNetSpec(**state["network"]).build()
     if not untrained:
-        net.load_state_dict(state["model"] if raw else state.get("ema", state["model"]))
+        net.load_state_dict(state["model"])
     return net
 
 
 def supernet_dirs(run_dir, settings: dict) -> list[Path]:
     """Where the supernets of a `supernet-train` run directory with config `settings` lie: the run's
-    own; run<k> for each of `runs` > 1 independent runs (supernet.train.IndependentRuns), within
-    each, branch<j> for each of `branches` > 1 (supernet.train.BranchedRun)."""
-    runs, branches = settings.get("runs", 1), settings.get("branches", 1)
-    where = [Path(run_dir) / f"run{k}" for k in range(runs)] if runs > 1 else [Path(run_dir)]
-    return [w / f"branch{j}" for w in where for j in range(branches)] if branches > 1 else where
+    own, or run<k> for each of `runs` > 1 independent runs (supernet.train.IndependentRuns)."""
+    runs = settings.get("runs", 1)
+    return [Path(run_dir) / f"run{k}" for k in range(runs)] if runs > 1 else [Path(run_dir)]
 
 
-def load_supernets(run_dir, settings: dict, map_location="cpu", raw: bool = False,
-                   untrained: bool = False) -> list[SuperNet]:
+def load_supernets(run_dir, settings: dict, map_location="cpu", untrained: bool = False) -> list[SuperNet]:
     """The supernets whose scores a genotype's score averages: those of supernet_dirs, each as
     load_supernet loads it; untrained, the one supernet at initialisation (seed 0)."""
     where = supernet_dirs(run_dir, settings)
@@ -229,4 +226,4 @@ def load_supernets(run_dir, settings: dict, map_location="cpu", raw: bool = Fals
     if len(where) > 1 and trained < len(where):
         raise MissingFileError(f"{run_dir} has finished {trained} of its {len(where)} supernets; re-run its "
                                "supernet-train command to finish the others")
-    return [load_supernet(w, map_location, raw) for w in where]
+    return [load_supernet(w, map_location) for w in where]

@@ -2,8 +2,10 @@
 
     cfg, out = load_config(TrainConfig, ["--config", "configs/digits_supernet.yaml", "--out", "runs/a", "lr=0.1"])
 
-Keys are checked strictly (a typo is an error naming the key and the closest
-valid one), values are checked against the field types, and the resolved
+A field may itself be a dataclass (a supernet's `scoring`) or a mapping (a search's `strategy_options`):
+YAML gives it as a mapping and an override sets one of its keys with a dotted key
+(`scoring.finetune_steps=0`). Keys are checked strictly (a typo is an error naming the key and the
+closest valid one), values are checked against the field types, and the resolved
 config is written to `out/config.yaml`. Re-running on a run directory whose
 config differs (other than in the class's `RERUN_FREE_KEYS`) is an error, so a
 resumed run always continues the run it claims to; a directory holding nothing
@@ -59,13 +61,49 @@ def parse_value(text: str):
         raise ConfigError(f"cannot read the value {text!r}: {str(e).splitlines()[0]}") from None
 
 
-def _closest(key: str, valid) -> str:
+def parse_overrides(items) -> dict:
+    """`key=value` items as a mapping of values; a dotted key (`scoring.metric=accuracy`) sets a key of a
+    nested mapping."""
+    values: dict = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        path = key.split(".")
+        if not sep or not all(path):
+            raise ConfigError(f"override {item!r} must look like key=value")
+        node = values
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} sets a key inside {part!r}, which another override sets whole")
+        node[path[-1]] = parse_value(text)
+    return values
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` applied; where both hold a mapping under a key, key by key."""
+    out = dict(base)
+    for key, value in overrides.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merged(out[key], value) if both else value
+    return out
+
+
+def _closest(key: str, valid, prefix: str = "") -> str:
     match = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
-    return f"; did you mean {match[0]!r}?" if match else ""
+    return f"; did you mean {prefix + match[0]!r}?" if match else ""
 
 
-def _coerce(key: str, value, tp):
-    """`value` checked (and int -> float widened) against the annotation `tp`."""
+def _coerce(key: str, value, tp, source: str):
+    """`value` checked (and int -> float widened) against the annotation `tp`; a mapping given for a
+    dataclass becomes one (from_dict)."""
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping of its keys, got {value!r}")
+        return from_dict(tp, value, source, prefix=f"{key}.")
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping of key: value, got {value!r}")
+        return value
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -73,7 +111,7 @@ def _coerce(key: str, value, tp):
         errors = []
         for arg in (a for a in args if a is not type(None)):
             try:
-                return _coerce(key, value, arg)
+                return _coerce(key, value, arg, source)
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(errors[0])
@@ -83,7 +121,7 @@ def _coerce(key: str, value, tp):
         raise ConfigError(f"{key} must be one of {', '.join(map(str, args))}, got {value!r}")
     if origin in (list, tuple):
         items = value if isinstance(value, (list, tuple)) else [value]
-        return [_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(items)] if args else list(items)
+        return [_coerce(f"{key}[{i}]", v, args[0], source) for i, v in enumerate(items)] if args else list(items)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (int, float, str, bool) and (type(value) is not tp):
@@ -91,19 +129,22 @@ def _coerce(key: str, value, tp):
     return value
 
 
-def check_keys(cls, keys, source: str):
-    """Raise ConfigError naming the first of `keys` that is not a field of `cls` (found in `source`)."""
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in keys:
+def check_keys(cls, values: dict, source: str, prefix: str = ""):
+    """Raise ConfigError naming the first key of `values` (found in `source`) that is not a field of `cls`,
+    or of the dataclass a field holds."""
+    names, hints = [f.name for f in dataclasses.fields(cls)], typing.get_type_hints(cls)
+    for key, value in values.items():
         if key not in names:
-            raise ConfigError(f"unknown config key {key!r} in {source}{_closest(str(key), names)}")
+            raise ConfigError(f"unknown config key {prefix + str(key)!r} in {source}{_closest(str(key), names, prefix)}")
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
+            check_keys(hints[key], value, source, f"{prefix}{key}.")
 
 
-def from_dict(cls, values: dict, source: str = "the config"):
+def from_dict(cls, values: dict, source: str = "the config", prefix: str = ""):
     """An instance of the config dataclass `cls` from `values`; unknown keys and bad types raise ConfigError."""
-    check_keys(cls, values, source)
+    check_keys(cls, values, source, prefix)
     hints = typing.get_type_hints(cls)
-    return cls(**{key: _coerce(key, value, hints[key]) for key, value in values.items()})
+    return cls(**{key: _coerce(prefix + key, value, hints[key], source) for key, value in values.items()})
 
 
 def to_dict(cfg) -> dict:
@@ -123,40 +164,44 @@ def read_yaml(path: Path) -> dict:
     return values
 
 
-def _keys_help(cls) -> str:
-    return "config keys (default): " + ", ".join(
-        f"{f.name}={f.default!r}" for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING)
+def _defaults(cls, prefix: str = ""):
+    """`key=default` of every field of `cls` that has a default, a dataclass field's keys dotted."""
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            yield from _defaults(type(default), f"{prefix}{f.name}.")
+        elif default is not dataclasses.MISSING:
+            yield f"{prefix}{f.name}={default!r}"
 
 
 def load_config(cls, argv=None, description: str | None = None):
-    """Parse `[--config FILE.yaml] --out DIR [key=value ...]` into (`cls` instance, run dir Path).
-
-    Precedence: dataclass defaults < YAML file < overrides. Rank 0 of a torchrun job (or the single
-    process) holds DIR for the rest of the command (supernet.runtime.lock) and writes `DIR/config.yaml`;
-    every rank checks it against an existing one.
-    """
-    parser = argparse.ArgumentParser(description=description, epilog=_keys_help(cls))
+    """Parse `[--config FILE.yaml] --out DIR [key=value ...]` into (`cls` instance, run dir Path):
+    build_config of the file's values and the overrides."""
+    parser = argparse.ArgumentParser(description=description,
+                                     epilog="config keys (default): " + ", ".join(_defaults(cls)))
     parser.add_argument("--config", type=Path, help="YAML file of key: value settings")
     parser.add_argument("--out", type=Path, required=True, help="run directory (created; re-run to resume)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="settings that override the file")
     args = parser.parse_intermixed_args(argv)
     values = read_yaml(args.config) if args.config else {}
-    check_keys(cls, values, str(args.config))
-    overrides = {}
-    for item in args.overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r} must look like key=value")
-        overrides[key] = parse_value(text)
+    return build_config(cls, values, parse_overrides(args.overrides), args.out, str(args.config)), args.out
+
+
+def build_config(cls, values: dict, overrides: dict, out: Path, source: str = "the config file"):
+    """The `cls` instance of `values` (a config file's, read from `source`) with `overrides` applied
+    (dataclass defaults < file < overrides), for the run directory `out`. Rank 0 of a torchrun job (or
+    the single process) holds `out` for the rest of the command (supernet.runtime.lock) and writes
+    `out/config.yaml`; every rank checks it against an existing one."""
+    check_keys(cls, values, source)
     check_keys(cls, overrides, "the command-line overrides")
-    cfg = from_dict(cls, {**values, **overrides})
+    cfg = from_dict(cls, merged(values, overrides))
     main_process = is_main_process()
     if main_process:
-        hold_run_dir(args.out)
-    _check_run_dir(cfg, args.out)
+        hold_run_dir(out)
+    _check_run_dir(cfg, out)
     if main_process:
-        save_config(cfg, args.out)
-    return cfg, args.out
+        save_config(cfg, out)
+    return cfg
 
 
 def _check_run_dir(cfg, out: Path):

@@ -11,7 +11,11 @@ from .config import ConfigError
 
 
 def mixed_precision(amp: str, device: torch.device):
-    """(autocast context factory, GradScaler) for amp in bf16 | fp16 | off."""
+    """(autocast context factory, GradScaler) for amp in auto | bf16 | fp16 | off; auto is bf16 on CUDA
+    and off on CPU, where bf16 autocast is slow unless the CPU computes bf16 natively."""
+    device = torch.device(device)
+    if amp == "auto":
+        amp = "bf16" if device.type == "cuda" else "off"
     if amp == "fp16" and device.type != "cuda":
         raise ConfigError("amp=fp16 needs CUDA; use amp=bf16 or amp=off on CPU")
     if amp == "off":

@@ -15,28 +15,59 @@ place, starting from its weights (warm_start) or from a fresh initialisation;
 supernet's own weights, the scale of every other strategy.
 Re-running on the same run
 directory resumes from its checkpoint (supernet, logits, both optimizers,
-scheduler, scaler, RNG and Gumbel states, step).
+scheduler, scaler, RNG and Gumbel states, step). Its settings are the search's
+`strategy_options` (RelaxedOptions), as a discrete strategy's are.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 
-from supernet.runtime.config import ConfigError
+from supernet.runtime.config import ConfigError, from_dict
 from supernet.runtime.data import global_batches
 from supernet.runtime.distributed import Dist, average_gradients, broadcast_parameters
 from supernet.runtime.loop import TrainLoop
 
-from .relax import ArchParams, RelaxOptions, gdas_temperature, summarize
+from .relaxations import ArchParams, RelaxOptions, gdas_temperature, summarize
 from .strategy import StrategyError
 
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("gdas", "darts", "sparsemax", "entmax")
+
+
+@dataclass
+class RelaxedOptions:
+    """The settings of a relaxed search (nas-search's `strategy_options`)."""
+    warm_start: bool = True              # start from the supernet's trained weights (false: re-initialised)
+    epochs: int = 10
+    lr: float = 0.025                    # the supernet's weights: SGD, cosine to lr_min
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0               # 0: off
+    arch_lr: float = 3e-4                # the logits: Adam
+    arch_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    arch_weight_decay: float = 1e-3
+    tau_max: float = 10.0                # gdas: the temperature, linear per epoch from tau_max to tau_min
+    tau_min: float = 0.1
+    entmax_alpha: float = 1.5            # entmax: 1.5 is solved exactly, others by bisection
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
+        if self.entmax_alpha <= 1:
+            raise ConfigError(f"entmax_alpha must be above 1 (1 is softmax: strategy=darts), got {self.entmax_alpha}")
+
+
+def relaxed_options(options: dict) -> RelaxedOptions:
+    """A relaxed strategy's `strategy_options`, checked."""
+    return from_dict(RelaxedOptions, options, "the config", prefix="strategy_options.")
 
 
 def batches_from(loader, start: int):
@@ -65,13 +96,13 @@ class Architect:
     """The architecture half of the bilevel search (as the DARTS code keeps it apart from the weight
     loop): one vector of logits per decision, their Adam optimizer, and the Gumbel stream of gdas."""
 
-    def __init__(self, space, cfg, device):
-        self.mapping = cfg.strategy
-        self.arch = ArchParams(space, seed=cfg.seed).to(device)
-        self.opt = torch.optim.Adam(self.arch.parameters(), lr=cfg.arch_lr, betas=tuple(cfg.arch_betas),
-                                    weight_decay=cfg.arch_weight_decay)
-        self.gumbel = torch.Generator(device=device).manual_seed(cfg.seed)
-        self.alpha = cfg.entmax_alpha
+    def __init__(self, space, mapping: str, options: RelaxedOptions, seed: int, device):
+        self.mapping = mapping
+        self.arch = ArchParams(space, seed=seed).to(device)
+        self.opt = torch.optim.Adam(self.arch.parameters(), lr=options.arch_lr, betas=tuple(options.arch_betas),
+                                    weight_decay=options.arch_weight_decay)
+        self.gumbel = torch.Generator(device=device).manual_seed(seed)
+        self.alpha = options.entmax_alpha
 
     def weights(self, tau: float) -> list[torch.Tensor]:
         """The weights of one forward pass (a fresh Gumbel sample for gdas)."""
@@ -112,21 +143,22 @@ class BilevelSearch(TrainLoop):
 
     def __init__(self, cfg, net, data, run_dir, dist: Dist):
         if data.val is None:
-            raise ConfigError("differentiable search needs a validation split; set val_fraction above 0")
-        super().__init__(cfg, run_dir, dist, amp=cfg.amp, channels_last=False, grad_clip=cfg.grad_clip,
+            raise ConfigError("a relaxed search needs a validation split; set val_fraction above 0")
+        self.options = options = relaxed_options(cfg.strategy_options)
+        super().__init__(cfg, run_dir, dist, amp=cfg.amp, channels_last=False, grad_clip=options.grad_clip,
                          log_every=cfg.log_every, accum_steps=cfg.accum_steps, max_steps=cfg.max_steps)
         self.data, self.space, self.network = data, net.space, net.spec.to_dict()
         self.val_loader = global_batches(data.val.dataset, cfg.batch_size, dist.rank, dist.world_size)
         self.net = net
         self.prepare_model()
-        if not cfg.warm_start:
+        if not options.warm_start:
             reinitialize(self.net, cfg.seed)
-        self.architect = Architect(self.space, cfg, dist.device)
+        self.architect = Architect(self.space, cfg.strategy, options, cfg.seed, dist.device)
         broadcast_parameters(self.net)
-        self.train_loader, self.epochs = data.train, cfg.epochs
-        self.opt = create_optimizer_v2(self.net, opt="momentum", lr=cfg.lr, momentum=cfg.momentum,
-                                       weight_decay=cfg.weight_decay)
-        self.sched, _ = create_scheduler_v2(self.opt, sched="cosine", num_epochs=cfg.epochs, min_lr=cfg.lr_min,
+        self.train_loader, self.epochs = data.train, options.epochs
+        self.opt = create_optimizer_v2(self.net, opt="momentum", lr=options.lr, momentum=options.momentum,
+                                       weight_decay=options.weight_decay)
+        self.sched, _ = create_scheduler_v2(self.opt, sched="cosine", num_epochs=options.epochs, min_lr=options.lr_min,
                                             step_on_epochs=False, updates_per_epoch=self.steps_per_epoch)
         self.history = []
 
@@ -139,8 +171,8 @@ class BilevelSearch(TrainLoop):
 
     # -- one step ------------------------------------------------------------
     def tau(self) -> float:
-        epoch = min(self.step // self.steps_per_epoch, self.cfg.epochs - 1)
-        return gdas_temperature(epoch, self.cfg.epochs, self.cfg.tau_max, self.cfg.tau_min)
+        epoch, options = min(self.step // self.steps_per_epoch, self.epochs - 1), self.options
+        return gdas_temperature(epoch, self.epochs, options.tau_max, options.tau_min)
 
     def loss(self, x, y, weights):
         with self.autocast():
@@ -193,7 +225,7 @@ class BilevelSearch(TrainLoop):
                 per_decision[f"arch_weight/{d.name}/{label}"] = w
         self.metrics.log(self.step, epoch=epoch + 1, genotype=str(genotype), **{
             "arch/entropy": summary["entropy"], "arch/sparsity": summary["sparsity"]}, **per_decision)
-        log.info("epoch %d/%d: entropy %.3f, sparsity %.3f, argmax %s", epoch + 1, self.cfg.epochs,
+        log.info("epoch %d/%d: entropy %.3f, sparsity %.3f, argmax %s", epoch + 1, self.epochs,
                  summary["entropy"], summary["sparsity"], genotype)
 
     def summary(self) -> dict:
@@ -202,7 +234,7 @@ class BilevelSearch(TrainLoop):
         mapping = self.architect.mapping
         return {
             "strategy": mapping, "genotype": self.architect.arch.derive().to_dict(),
-            "finished": self.step >= self.total_steps, "epochs": self.cfg.epochs, "steps": self.step,
+            "finished": self.step >= self.total_steps, "epochs": self.epochs, "steps": self.step,
             "tau": self.tau() if mapping == "gdas" else None,
             "arch_weights": summarize(self.space, self.architect.distribution()),
             "logits": [p.detach().cpu().tolist() for p in self.architect.arch.logits],
@@ -215,8 +247,6 @@ def run(config, supernet, loaders, run_dir, dist: Dist) -> dict:
     supernet.runtime.data.Data); the search's summary (see BilevelSearch.summary), whether it
     finished or stopped at max_steps."""
     if config.strategy not in STRATEGIES:
-        raise StrategyError(f"strategy {config.strategy!r} is not differentiable; choose one of {', '.join(STRATEGIES)}")
-    if config.strategy == "entmax" and config.entmax_alpha <= 1:
-        raise ConfigError(f"entmax_alpha must be above 1 (1 is softmax: strategy=darts), got {config.entmax_alpha}")
+        raise StrategyError(f"strategy {config.strategy!r} is not a relaxed one; choose one of {', '.join(STRATEGIES)}")
     search = BilevelSearch(config, supernet, loaders, run_dir, dist)
     return search.run() or search.summary()

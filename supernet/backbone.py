@@ -1,4 +1,4 @@
-"""What the supernet and the fixed networks share: the stems, the plan of
+"""The network around the cells, shared by the supernet and the fixed networks: the stems, the plan of
 cells (where the reductions fall, how wide each cell is) and the auxiliary head."""
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import stats
 
-from search.relax import (
+from search.relaxations import (
     MAPPINGS,
     ArchParams,
     RelaxOptions,
