@@ -52,7 +52,19 @@ def gather(out: Path, configs: dict) -> dict:
         "test_acc": retrained["test_acc"], "test_top5": retrained["test_top5"],
         "time_s": {"supernet": supernet["wall_time_s"], "search": search_time, "retrain": retrained["wall_time_s"]},
         "strategies": found["strategies"] if compared else None,
+        "predictor": None if compared else predictor_figures(found),
     }
+
+
+def predictor_figures(found: dict) -> dict | None:
+    """What a search's predictor showed (a screened search's, or the predictor strategy's): how well it
+    ranks the cells it learned from, cross-validated, and how many candidates it ranked a second."""
+    screening, report = found.get("screening"), found.get("strategy_report") or {}
+    if screening:
+        return {"cross_validated_tau": screening["cross_validated_tau"], "per_s": screening["screened_per_s"]}
+    if "cross_validated_tau" in report:
+        return {"cross_validated_tau": report["cross_validated_tau"], "per_s": report["ranked_per_s"]}
+    return None
 
 
 def summary_table(s: dict) -> str:
@@ -66,6 +78,10 @@ def summary_table(s: dict) -> str:
         ["search", "strategy", s["strategy"]],
         ["search", f"reward: {METRICS[s['reward_metric']]} of the chosen cells on shared weights",
          _fmt(s["reward"])],
+        *([["search", "predictor: Kendall tau of its cross-validated predictions of its own cells",
+            _fmt(s["predictor"]["cross_validated_tau"])],
+           ["search", "predictor: candidates ranked a second", f"{s['predictor']['per_s'] or 0:,.0f}"]]
+          if s.get("predictor") else []),
         ["retrain", "parameters", f"{s['params']:,}"],
         ["retrain", "mult-adds", f"{s['macs']:,}"],
         ["retrain", "test accuracy (top-1 / top-5)", f"{_fmt(s['test_acc'])} / {_fmt(s['test_top5'])}"],

@@ -211,9 +211,9 @@ class Retrainer(TrainLoop):
     def summary(self) -> dict:
         cfg = self.cfg
         return {
-            "genotype": self.spec.genotype.to_dict(), "genotype_lookup": cfg.genotype,
+            "genotype": self.spec.genotype.to_dict(), "genotype_source": cfg.genotype,
             "convention": self.spec.convention, "C": cfg.C, "layers": cfg.layers, **self.sizes,
-            "dataset": cfg.dataset, "image_size": self.spec.image_size, "epochs": cfg.epochs,
+            "dataset": cfg.dataset, "image_size": self.spec.image_size, "classes": self.data.classes, "epochs": cfg.epochs,
             **{k: v for k, v in self.last.items() if k != "epoch"},
             "wall_time_s": round(self.elapsed(), 3), "world_size": self.dist.world_size,
             "global_batch": cfg.batch_size * self.dist.world_size, "amp": cfg.amp,

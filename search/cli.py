@@ -26,7 +26,7 @@ from supernet.genotype import Genotype
 from supernet.genotype_lookup import resolve_genotype
 from supernet.runtime.checkpoint import CheckpointError, load_supernets
 from supernet.runtime.cli import command
-from supernet.runtime.config import CONFIG_FILE, load_config
+from supernet.runtime.config import CONFIG_FILE, load_config, merged
 from supernet.runtime.data import make_loaders, set_epoch, take_batches
 from supernet.runtime.distributed import distributed_session
 from supernet.runtime.files import write_json
@@ -34,9 +34,10 @@ from supernet.runtime.precision import mixed_precision, uses_channels_last
 
 from .compare import strategy_runs, write_comparison
 from .config import SearchConfig, scoring_of
-from .constraints import Constraints
+from .constraints import Constraints, SizeTable
 from .evaluator import Evaluator
 from .loop import SUMMARY_FILE, run_search
+from .screening import screened_search
 from .strategy import create_strategy
 
 log = logging.getLogger(__name__)
@@ -101,11 +102,19 @@ def search(cfg: SearchConfig, out) -> dict | None:
         nets = [net.to(dist.device).eval() for net in
                 load_supernets(cfg.supernet, trained, untrained=cfg.untrained)]
         check_supernet(nets[0], trained, cfg.supernet)
-        evaluator = build_evaluator(cfg, trained, nets, loaders(cfg, trained), dist.device)
+        data = loaders(cfg, trained)
+        evaluator = build_evaluator(cfg, trained, nets, data, dist.device)
         if cfg.relaxed:   # the relaxation trains a copy of the first supernet's weights where a run has several
             return relaxed_search(cfg, nets[0], trained, evaluator, out, dist)
-        strategy = create_strategy(cfg.strategy, nets[0].space, seed=cfg.seed, **cfg.strategy_options)
-        return run_search(cfg, strategy, evaluator, out, dist.is_main)
+        spec = nets[0].spec
+        sizes = SizeTable(spec.C, spec.layers, spec.num_classes, data.image_size, spec.in_channels, spec.stem)
+        strategy = create_strategy(cfg.strategy, nets[0].space, seed=cfg.seed, **cfg.strategy_options,
+                                   context={"sizes": sizes, "limits": evaluator.constraints})
+        if not cfg.screening.on:
+            return run_search(cfg, strategy, evaluator, out, dist.is_main)
+        cheap = build_evaluator(replace(cfg, scoring=merged(cfg.scoring, cfg.screening.scoring)), trained, nets, data,
+                                dist.device)
+        return screened_search(cfg, strategy, evaluator, cheap, sizes, out, dist.is_main)
 
 
 def relaxed_search(cfg: SearchConfig, net, trained: dict, evaluator: Evaluator, out: Path, dist) -> dict | None:

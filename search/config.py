@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from supernet.runtime.config import ConfigError, from_dict, merged
 from supernet.scoring import Scoring
 
+from .screening import Screening
 from .strategy import RELAXED, check_options
 
 
@@ -37,6 +38,7 @@ class SearchConfig:
     accum_steps: int = 1                 # relaxed strategies: micro-batches per step (each normalised on its own)
     scoring: dict = field(default_factory=dict)   # supernet.scoring.Scoring keys; unset: the supernet run's
     eval_batches: int | None = None      # validation batches scored; None: the whole split
+    screening: Screening = field(default_factory=Screening)   # search a predictor of cheap scores (search.screening)
     # size limits on the fixed network a genotype stands for: a number, or a genotype (zoo name, file,
     # or inline) whose network at the target size sets the limit; target_* None: the supernet's
     max_params: int | str | dict | None = None
@@ -68,6 +70,9 @@ class SearchConfig:
                               f"options ({{evolution: {{population_size: 20}}}}), got {self.strategy_options!r}")
         for name in self.strategies:
             check_options(name, self.strategy_options.get(name, {}) if listed else self.strategy_options)
+        if self.screening.on and (listed or self.relaxed):
+            raise ConfigError(f"screening searches the predictor with one discrete strategy, not {self.strategy!r}")
+        from_dict(Scoring, self.screening.scoring, "the config", prefix="screening.scoring.")
 
     @property
     def strategies(self) -> list[str]:

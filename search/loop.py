@@ -93,7 +93,8 @@ def run_search(cfg, strategy, evaluator, out, is_main: bool = True) -> dict:
             round_ += 1
     finally:
         metrics.close()
-    return summarize(cfg, history, time.perf_counter() - start, out, is_main, evaluator.scoring.metric)
+    return summarize(cfg, history, time.perf_counter() - start, out, is_main, evaluator.scoring.metric,
+                     strategy.report())
 
 
 def checkpoint(cfg, strategy, history: list[dict], start: float) -> dict:
@@ -102,8 +103,9 @@ def checkpoint(cfg, strategy, history: list[dict], start: float) -> dict:
             "config": to_dict(cfg)}
 
 
-def summarize(cfg, history: list[dict], wall_time: float, out: Path, is_main: bool, metric: str) -> dict:
-    """The summary (search.json)."""
+def summarize(cfg, history: list[dict], wall_time: float, out: Path, is_main: bool, metric: str,
+              report: dict | None = None) -> dict:
+    """The summary (search.json), with the strategy's `report` where it gives one."""
     best = best_record(history)
     scored = sum(not r["cached"] and r["rejected"] is None for r in history)
     summary = {
@@ -114,7 +116,7 @@ def summarize(cfg, history: list[dict], wall_time: float, out: Path, is_main: bo
         "evaluations": len(history), "scored": scored,
         "cached": sum(r["cached"] for r in history),
         "rejected": sum(r["rejected"] is not None for r in history),
-        "wall_time_s": round(wall_time, 3), "supernet": cfg.supernet, "history": history,
+        "wall_time_s": round(wall_time, 3), "supernet": cfg.supernet, "strategy_report": report, "history": history,
     }
     if is_main:
         write_json(out / SUMMARY_FILE, summary)

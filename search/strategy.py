@@ -22,8 +22,12 @@ STRATEGIES = {
     "evolution": "search.evolution:RegularizedEvolution",
     "rl": "search.rl:Reinforce",
     "evo_nas": "search.evo_nas:EvoNAS",
+    "predictor": "search.predictor_search:PredictorSearch",
 }
 RELAXED = ("gdas", "darts", "sparsemax", "entmax")   # the relaxations that search.bilevel runs
+# what a search gives the strategies that take it, rather than the user: the sizes of its networks
+# (search.constraints.SizeTable at the supernet's shape) and its size limits (search.constraints.Constraints)
+CONTEXT = ("sizes", "limits")
 
 
 class StrategyError(UserError):
@@ -54,6 +58,10 @@ class Strategy:
     def encode(self, genotype) -> tuple[int, ...]:
         return tuple(int(v) for v in self.space.encode(genotype))
 
+    def report(self) -> dict | None:
+        """What the search's summary shows of the strategy beyond its candidates (None: nothing)."""
+        return None
+
 
 def tournament(population, sample_size: int, rng: np.random.Generator):
     """The best (highest reward) of `sample_size` members drawn without replacement."""
@@ -82,14 +90,17 @@ def check_options(name: str, options: dict) -> None:
         return
     if name not in STRATEGIES:
         raise StrategyError(f"unknown strategy {name!r}; choose one of {', '.join(names())}")
-    allowed = set(inspect.signature(strategy_class(name).__init__).parameters) - {"self", "space", "seed"}
+    allowed = set(inspect.signature(strategy_class(name).__init__).parameters) - {"self", "space", "seed", *CONTEXT}
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise StrategyError(f"strategy {name!r} has no option {unknown[0]!r}; "
                             f"its options are {', '.join(sorted(allowed)) or 'none'}")
 
 
-def create_strategy(name: str, space, seed: int = 0, **options) -> Strategy:
-    """A discrete strategy by registry name; `options` are checked against its constructor."""
+def create_strategy(name: str, space, seed: int = 0, context: dict | None = None, **options) -> Strategy:
+    """A discrete strategy by registry name; `options` are checked against its constructor, and it gets
+    the entries of `context` (CONTEXT) that it takes."""
     check_options(name, options)
-    return strategy_class(name)(space, seed=seed, **options)
+    cls = strategy_class(name)
+    taken = {key: value for key, value in (context or {}).items() if key in inspect.signature(cls.__init__).parameters}
+    return cls(space, seed=seed, **taken, **options)

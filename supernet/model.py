@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from .backbone import CellSpec, Stem, cell_plan, op_stride
@@ -35,12 +36,13 @@ class SearchCell(nn.Module):
                           for j in range(b + 2))
             for b in range(space.num_blocks))
 
-    def forward(self, s0, s1, channels0, channels1, terms: Terms, concat):
+    def forward(self, s0, s1, channels0, channels1, terms: Terms, concat, checkpoint: bool = False):
         states = [self.preprocess0(s0, channels0), self.preprocess1(s1, channels1)]
         for b, block_terms in enumerate(terms):
             h = 0
             for j, o, w in block_terms:
-                y = self.edges[b][j][o](states[j])
+                op = self.edges[b][j][o]
+                y = torch.utils.checkpoint.checkpoint(op, states[j], use_reentrant=False) if checkpoint else op(states[j])
                 h = h + (y if w is None else w * y)
             states.append(h)
         return torch.cat([states[i] for i in concat], dim=1)
@@ -139,7 +141,10 @@ class SuperNet(nn.Module):
             self._channel_cache[key] = torch.tensor(index, device=device)
         return self._channel_cache[key]
 
-    def forward(self, x, arch: Genotype | None = None, weights=None):
+    def forward(self, x, arch: Genotype | None = None, weights=None, checkpoint: bool = False):
+        """The logits of the single path `arch` or of the mixture `weights`; with `checkpoint`, each op's
+        activations are recomputed in backward instead of kept (torch.utils.checkpoint): the same
+        gradients in far less memory (supernet.runtime.memory)."""
         if (arch is None) == (weights is None):
             raise ValueError("give exactly one of arch= (single path) or weights= (relaxed)")
         plan = self._arch_plan(arch) if arch is not None else self._weights_plan(weights)
@@ -147,7 +152,7 @@ class SuperNet(nn.Module):
         c0 = c1 = None
         for cell in self.cells:
             terms, concat = plan[cell.reduction]
-            s0, s1 = s1, cell(s0, s1, c0, c1, terms, concat)
+            s0, s1 = s1, cell(s0, s1, c0, c1, terms, concat, checkpoint)
             c0, c1 = c1, self._channels(cell, concat, x.device)
         return F.linear(s1.mean((2, 3)), self.classifier.weight.index_select(1, c1), self.classifier.bias)
 

@@ -17,8 +17,10 @@ itself (checkpoints, resume, AMP, clipping, metrics) is supernet.runtime.loop's.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -37,6 +39,7 @@ from .runtime.data import make_loaders, set_epoch, take_batches
 from .runtime.distributed import Dist, all_reduce_sum, broadcast_parameters, device_name, run_unless_finished
 from .runtime.files import write_json
 from .runtime.loop import TrainLoop, batch_stats
+from .runtime.memory import GB, PROBE_IMAGES, MemoryPlan, StepPlan, default_budget
 from .scoring import Scoring, score_counts
 from .space import get_space
 
@@ -50,7 +53,7 @@ TRAIN_STREAM, EVAL_STREAM = 0, 1   # independent random streams of the seed
 class TrainConfig:
     """Settings of `supernet-train`; the defaults are the recipe (docs/options.md), so a config needs only
     its data, size and budget. `batch_size` is per process (the global batch is N times it)."""
-    RERUN_FREE_KEYS: ClassVar[tuple] = ("workers", "max_steps", "log_every")
+    RERUN_FREE_KEYS: ClassVar[tuple] = ("workers", "max_steps", "log_every", "memory_budget")
 
     space: str = "nasnet"
     C: int = 8
@@ -88,6 +91,8 @@ class TrainConfig:
     eval_every: int = 1                  # epochs (the last epoch always evaluates)
     eval_batches: int | None = None      # None: the whole validation split
     scoring: Scoring = field(default_factory=Scoring)   # how subnets are scored, here and by nas-search
+    memory_budget: float | None = None   # GB a step may take; None: a share of the memory available
+    #                                      (supernet.runtime.memory: steps checkpointed or split to fit)
     checkpoint_every: int = 0            # steps; 0: at the end of each epoch only
     max_steps: int | None = None         # stop (resumably) once this many steps are done in all
     log_every: int = 20
@@ -102,6 +107,8 @@ class TrainConfig:
             raise ConfigError(f"batch_size ({self.batch_size}) must be a multiple of accum_steps ({self.accum_steps})")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.memory_budget is not None and self.memory_budget <= 0:
+            raise ConfigError(f"memory_budget must be above 0 (GB), got {self.memory_budget}")
 
 
 def sample_paths(space, seed: int, step: int, sampling: str = "dropout", keep: float = 1.0,
@@ -149,6 +156,7 @@ class Trainer(TrainLoop):
     """One `supernet-train` run in `out` (see the module docstring)."""
     summary_file = SUMMARY_FILE
     what = "supernet"
+    memory_keys = "batch_size, image_size or C, or memory_budget"
 
     def __init__(self, cfg: TrainConfig, out: Path, dist: Dist):
         super().__init__(cfg, out, dist, amp=cfg.amp, channels_last=cfg.channels_last, grad_clip=cfg.grad_clip,
@@ -177,28 +185,42 @@ class Trainer(TrainLoop):
         self.scoring_batches = take_batches(d.train, cfg.scoring.train_batches, dist.device, self.channels_last)
         self.validation = (take_batches(d.val, cfg.eval_batches, dist.device, self.channels_last)
                            if d.val is not None else [])
+        budget = (int(cfg.memory_budget * GB) if cfg.memory_budget else
+                  default_budget(dist.device, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+        images = self.scoring_batches[0][0][:PROBE_IMAGES]
+        self.memory = MemoryPlan(copy.deepcopy(self.net), images, cfg.batch_size, cfg.accum_steps, budget, self.autocast)
+        first = sample_paths(self.space, cfg.seed, 0, cfg.sampling, cfg.keep_start, cfg.dropout_mix)[0]
+        self.costliest = self.memory.dense if cfg.sampling == "dropout" else self.memory.kept(first)
+        self.memory.plan(self.costliest)   # refused before training where nothing fits
+        self.step_plan = None
 
     def describe(self) -> str:
         return (f"supernet: {_count(self.net)} params; {self.total_steps} steps of {self.cfg.batch_size} x "
-                f"{self.dist.world_size} images on {self.dist.device}")
+                f"{self.dist.world_size} images on {self.dist.device}; {self.memory.describe(self.costliest)}")
 
     def step_inputs(self) -> tuple:
         cfg = self.cfg
         paths = sample_paths(self.space, cfg.seed, self.step, cfg.sampling,
                              keep_share(cfg, self.step, self.total_steps), cfg.dropout_mix)
+        plan = max((self.memory.step(path) for path in paths), key=lambda p: (p.checkpoint, p.micro_batches))
+        if plan != self.step_plan:
+            log.info("steps from %d on run %s", self.step, "as they are" if not plan.checkpoint else
+                     f"with their ops checkpointed, in {plan.micro_batches} micro-batch(es)")
+            self.step_plan = plan
         return ([{k: [w.to(self.dist.device) for w in v] if k == "weights" else v for k, v in path.items()}
-                 for path in paths],)
+                 for path in paths], plan)
 
-    def train_step(self, x, y, paths) -> torch.Tensor:
+    def train_step(self, x, y, paths, plan: StepPlan) -> torch.Tensor:
         """Forward/backward of each of `paths` (the supernet's forward arguments) over the micro-batches,
-        their gradients averaged; then the update. Returns (loss sum, correct, count) of this rank's
-        batch, summed over `paths`."""
+        checkpointed where `plan` says, their gradients averaged; then the update. Returns (loss sum,
+        correct, count) of this rank's batch, summed over `paths`."""
         self.opt.zero_grad(set_to_none=True)   # the params no path used keep no gradient and are not updated
+        self.accum_steps = plan.micro_batches
         stats = 0
         for xs, ys in self.micro_batches(x, y):
             for path in paths:
                 with self.autocast():
-                    logits = self.model(xs, **path)
+                    logits = self.model(xs, **path, checkpoint=plan.checkpoint)
                     loss = F.cross_entropy(logits.float(), ys)
                 self.backward(loss / len(paths))
                 stats = stats + batch_stats(loss, logits, ys)
@@ -242,7 +264,8 @@ class Trainer(TrainLoop):
             "eval_subnets": [g.to_dict() for g in self.archs], "params": _count(self.net),
             "wall_time_s": round(self.elapsed(), 3), "device": device_name(self.dist.device),
             "world_size": self.dist.world_size, "global_batch": cfg.batch_size * self.dist.world_size,
-            "amp": cfg.amp, "space": cfg.space, "dataset": cfg.dataset,
+            "amp": cfg.amp, "space": cfg.space, "dataset": cfg.dataset, "image_size": self.data.image_size,
+            "classes": self.data.classes,
         }
 
 

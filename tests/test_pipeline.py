@@ -75,6 +75,11 @@ def test_summary_figures_are_those_of_the_stage_jsons(run):
     # the reward row names the search's metric: the digits configs rank by the default, the probability
     assert summary["reward_metric"] == "probability" and "reward: validation true-class probability of" in markdown
     assert "reward: validation accuracy of" in summary_table({**summary, "reward_metric": "accuracy"})
+    assert summary["predictor"] is None and "predictor" not in markdown   # an evo_nas search has none
+    predicted = summary_table({**summary, "predictor": {"cross_validated_tau": 0.4321, "per_s": 2345.6}})
+    rows = {cells[2].strip(): cells[3].strip() for cells in (line.split("|") for line in predicted.splitlines()[2:])}
+    assert rows["predictor: Kendall tau of its cross-validated predictions of its own cells"] == "0.4321"
+    assert rows["predictor: candidates ranked a second"] == "2,346"
     unscored = summary_table({**summary, "supernet_val_acc_mean": None, "supernet_eval_subnets": 0})
     assert "| mean validation accuracy of 0 random subnets" in unscored and "| n/a " in unscored
 

@@ -12,6 +12,7 @@ import yaml
 from scipy.stats import kendalltau
 from tools_module import ROOT, load_tool
 
+from supernet.genotype import Genotype
 from supernet.space import get_space
 from supernet.train import main as train_main
 
@@ -264,3 +265,41 @@ def test_a_run_of_several_supernets_ranks_as_they_do_given_as_runs(supernets, tm
     shutil.rmtree(joint / "run1")
     done = rank([joint], tmp_path / "truth.jsonl", tmp_path / "half.json", *overrides)
     assert done.returncode == 2 and "finished 1 of its 2 supernets" in done.stderr
+
+
+def test_a_predictor_of_random_cells_ranks_the_ground_truth_as_fitting_it_by_hand_does(supernets, tmp_path):
+    from search.constraints import SizeTable
+    from search.predictor import Predictor
+    _, records = ground_truth(tmp_path / "truth.jsonl", count=8)
+    done = rank(supernets[:1], tmp_path / "truth.jsonl", tmp_path / "p.json", *OVERRIDES, "--predictor", "10",
+                "--predictor", "12")
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "p.json").read_text())
+    labels = result["predictor"]["labels"]
+    assert len(labels) == 12 and result["predictor"]["seconds"] > 0
+    assert not {json.dumps(r["genotype"], sort_keys=True) for r in labels} & {json.dumps(r["genotype"], sort_keys=True)
+                                                                               for r in records}
+    truth, shared = [r["accuracy"] for r in records], [g["shared_weight"] for g in result["genotypes"]]
+    space, sizes = get_space("nasnet"), SizeTable(**result["predictor"]["shape"])
+    for figures, n in zip(result["predictor"]["by_cells"], (10, 12)):
+        fitted = Predictor(space, "forest", 0, sizes).fit([Genotype.from_dict(r["genotype"]) for r in labels[:n]],
+                                                          [r["shared_weight"] for r in labels[:n]])
+        predicted = fitted.predict([Genotype.from_dict(r["genotype"]) for r in records])[0]
+        assert figures["cells"] == n and figures["predicted"] == pytest.approx(predicted.tolist())
+        assert figures["kendall_tau"] == pytest.approx(kendalltau(predicted, truth)[0], nan_ok=True)
+        gap = kendalltau(predicted, truth)[0] - kendalltau(shared, truth)[0]
+        assert figures["against_scores"]["tau_gap"] == pytest.approx(gap, nan_ok=True)
+    # the labels serve again from the output, with another model, scoring nothing
+    again = subprocess.run([sys.executable, "tools/ranking.py", "--scores", str(tmp_path / "p.json"), "--ground-truth",
+                            str(tmp_path / "truth.jsonl"), "--json", str(tmp_path / "again.json"), "--predictor", "12",
+                            "--labels", str(tmp_path / "p.json"), "predictor.model=gp"],
+                           check=False, cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "again.json").read_text())["predictor"]["by_cells"][0]["model"] == "gp"
+    for extra, says in ((["--predictor", "20", "--labels", str(tmp_path / "p.json")],
+                         "it holds 12 scored random cells, fewer than --predictor 20"),
+                        (["--predictor", "12"], "give the random cells of --predictor with --labels")):
+        more = subprocess.run([sys.executable, "tools/ranking.py", "--scores", str(tmp_path / "p.json"), "--ground-truth",
+                               str(tmp_path / "truth.jsonl"), "--json", str(tmp_path / "x.json"), *extra],
+                              check=False, cwd=ROOT, capture_output=True, text=True)
+        assert more.returncode == 2 and says in more.stderr and "Traceback" not in more.stderr

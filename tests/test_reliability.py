@@ -355,8 +355,8 @@ def test_a_malformed_genotype_is_one_line_and_writes_nothing(source, message, ar
 @pytest.mark.parametrize("stage, typo, message", [
     ("supernet", "lrr=0.1", "'lrr' in the command-line overrides; did you mean 'lr'?"),
     ("evo_nas", "budgte=8", "'budgte' in the command-line overrides; did you mean 'budget'?"),
-    ("gdas", "strategy_options.tau_mx=5", "'strategy_options.tau_mx' in the config; did you mean "
-                                          "'strategy_options.tau_max'?"),
+    ("gdas", "strategy_options.tau_mx=5", ("'strategy_options.tau_mx' in the config; did you mean "
+                                           "'strategy_options.tau_max'?")),
     ("retrain", "cutuot: 0", "'cutuot' in {config}; did you mean 'cutout'?"),   # in a config file
 ])
 def test_an_unknown_config_key_is_one_line_and_changes_nothing(stage, typo, message, runs, argv, tmp_path,

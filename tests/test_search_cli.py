@@ -14,6 +14,7 @@ from search.cli import main
 from search.strategy import STRATEGIES
 from supernet.model import SuperNetSpec
 from supernet.runtime.checkpoint import load_checkpoint, save_checkpoint
+from supernet.space import get_space
 from supernet.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,6 +115,87 @@ def test_search_on_two_processes_equals_one(supernet, tmp_path):
     def run(out, launcher):
         cmd = [sys.executable, *launcher, "-m", "search", "--out", str(out), f"supernet={supernet}", "strategy=evo_nas",
                "budget=8", "ask_size=4", *SCORING, "eval_batches=2", f"strategy_options={SMALL['evo_nas']}"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+        subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, timeout=600)
+        return json.loads((out / "search.json").read_text())
+
+    one = run(tmp_path / "one", [])
+    two = run(tmp_path / "two", ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"])
+    keep = ("genotype", "reward", "cached")
+    assert [{k: r[k] for k in keep} for r in two["history"]] == [{k: r[k] for k in keep} for r in one["history"]]
+
+
+def test_the_predictor_strategy_keeps_to_the_size_limit_and_reports_its_fit(supernet, tmp_path):
+    from search.constraints import Constraints
+    sizes = Constraints(4, 3, 10, 8, in_channels=1)
+    limit = int(np.median([sizes.size(get_space("darts").sample(s))["params"] for s in range(40)]))
+    summary = search(tmp_path, supernet, "predictor", 16, f"max_params={limit}",
+                     "strategy_options={initial: 8, pool: 200}")
+    assert len(summary["history"]) == 16 and all(r["rejected"] is None for r in summary["history"])
+    assert max(r["params"] for r in summary["history"]) <= limit
+    report = summary["strategy_report"]
+    assert report["records"] == 16 and report["ranked"] == 2 * 200 and report["ranked_per_s"] > 0
+    assert -1 <= report["cross_validated_tau"] <= 1
+
+
+def test_a_screened_search_labels_fits_searches_the_predictor_and_rescores_its_best(supernet, tmp_path):
+    settings = ["screening.cells=12", "screening.rescore=3", "strategy_options={population_size: 20, sample_size: 4}"]
+    summary = search(tmp_path, supernet, "evolution", 60, *settings)
+    labels, predicted, rescored = (json.loads((tmp_path / part / "search.json").read_text())
+                                   for part in ("labels", "predicted", "rescored"))
+    assert labels["strategy"] == "random" and labels["evaluations"] == 12 and predicted["evaluations"] == 60
+    # the labels are scored as the search scores, but with no fine-tuning steps (screening.scoring's default)
+    assert all(r["score"] == r["reward"] for r in labels["history"])
+    # the three best distinct candidates by prediction, scored in full; the winner is the best of those
+    by_prediction = sorted({json.dumps(r["genotype"], sort_keys=True): r["reward"] for r in predicted["history"]}.items(),
+                           key=lambda item: -item[1])[:3]
+    assert [json.dumps(r["genotype"], sort_keys=True) for r in rescored["history"]] == [k for k, _ in by_prediction]
+    assert summary["best"]["reward"] == max(r["reward"] for r in rescored["history"])
+    screening = summary["screening"]
+    assert screening["cells"] == 12 and screening["screened"] == 60 and screening["screened_per_s"] > 0
+    predictor = json.loads((tmp_path / "predictor.json").read_text())
+    assert len(predictor["records"]) == 12 and predictor["space"] == "darts"
+    # a re-run finds every part done and ends as it did
+    again = search(tmp_path, supernet, "evolution", 60, *settings)
+    assert again["best"] == summary["best"]
+    # the predictor file serves another search without labelling again
+    reused = search(tmp_path / "reused", supernet, "random", 30, f"screening.predictor={tmp_path / 'predictor.json'}")
+    assert reused["screening"]["cells"] == 12 and not (tmp_path / "reused" / "labels").exists()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["strategy=predictor", "strategy_options={acquisition: thompson}"], "unknown acquisition 'thompson'"),
+    (["screening.cells=5"], "screening needs cells of 0 (off) or 10 and more"),
+    (["strategy=gdas", "screening.cells=20"], "screening searches the predictor with one discrete strategy"),
+])
+def test_bad_predictor_settings_are_one_line(supernet, tmp_path, capsys, overrides, message):
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), f"supernet={supernet}", *overrides])
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_a_predictor_file_of_another_space_or_more_cells_than_the_space_holds_is_one_line(supernet, tmp_path, capsys,
+                                                                                         monkeypatch):
+    from search.predictor import Predictor
+    nasnet = get_space("nasnet")
+    foreign = Predictor(nasnet).fit([nasnet.sample(s) for s in range(12)], list(range(12))).to_dict()
+    (tmp_path / "foreign.json").write_text(json.dumps(foreign))
+    with pytest.raises(SystemExit):
+        search(tmp_path / "a", supernet, "random", 8, f"screening.predictor={tmp_path / 'foreign.json'}")
+    assert "the predictor was fitted on the 'nasnet' space; this search is on 'darts'" in capsys.readouterr().err
+    monkeypatch.setattr("search.screening.space_size", lambda space: 11)
+    with pytest.raises(SystemExit):
+        search(tmp_path / "b", supernet, "random", 8, "screening.cells=12")
+    assert "screening.cells 12 is more than the 11 cells the space holds" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_predictor_search_on_two_processes_equals_one(supernet, tmp_path):
+    def run(out, launcher):
+        cmd = [sys.executable, *launcher, "-m", "search", "--out", str(out), f"supernet={supernet}",
+               "strategy=predictor", "strategy_options={initial: 8, pool: 100}", "budget=16", "ask_size=4", *SCORING,
+               "eval_batches=2"]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
         subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, timeout=600)
         return json.loads((out / "search.json").read_text())

@@ -9,7 +9,16 @@ footprint on CUDA. single_path.steps_per_s and images_per_s: the supernet's trai
 (median). --amp bf16 and --channels-last apply to both sides. relaxed.dense_vs_sparse_time_ratio: a relaxed step with
 dense softmax weights over one with one-hot weights.
 
-    python tools/bench_supernet.py --json bench_supernet.json
+memory: what a training step of the recipe (op BN, path dropout) keeps for backward at the sizes of the
+configs (MEMORY_CONFIGS), at its first step (the dense mixture), mid-thinning (each choice kept with
+probability 0.5, a quarter of the way through the recipe's steps) and on a single path, as its ops run
+and checkpointed (supernet.runtime.memory): measured term by term on two images and scaled to the
+config's batch (activations grow linearly with it), which holds sizes this machine could not run; the
+first config's dense step is also measured whole, to check that scaling. On CUDA, the peak allocated
+memory of each full step that fits. memory.checkpointed_dense_time_ratio: a dense step with its ops
+checkpointed over the plain one.
+
+    python tools/bench_supernet.py --json bench_supernet.json [--memory]
 """
 from __future__ import annotations
 
@@ -23,21 +32,17 @@ import torch
 import torch.nn.functional as F
 
 from supernet.model import SuperNet
+from supernet.runtime.memory import GB, OVERHEAD, PROBE_IMAGES, MemoryPlan, kept_terms, saved_bytes
 from supernet.runtime.precision import mixed_precision
 from supernet.space import get_space
+from supernet.train import sample_paths
 
-
-def saved_bytes(step) -> int:
-    total = 0
-
-    def pack(t):
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        step()
-    return total
+# name: (C, layers, image size, batch) of the NASNet-space supernet of a config
+MEMORY_CONFIGS = {
+    "cifar10_5k_supernet (5,085 photos, 32 px)": (8, 5, 32, 64),
+    "own photos at 64 px (cifar10_5k_supernet image_size=64)": (8, 5, 64, 64),
+    "cifar10_supernet (CIFAR-10, the GPU config)": (16, 8, 32, 64),
+}
 
 
 def peak_bytes(step, device) -> int | None:
@@ -80,6 +85,52 @@ def median(v):
     return sorted(v)[len(v) // 2]
 
 
+def memory_figures(device, autocast, repeats: int) -> dict:
+    """The memory section (see the module docstring)."""
+    figures = {}
+    for k, (name, (C, layers, size, batch)) in enumerate(MEMORY_CONFIGS.items()):
+        torch.manual_seed(0)
+        net = SuperNet(get_space("nasnet"), C=C, layers=layers, num_classes=10, op_bn=True).to(device).train()
+        plan = MemoryPlan(net, torch.randn(PROBE_IMAGES, 3, size, size, device=device), batch, 1, 0, autocast)
+        paths = {"dense": plan.dense,
+                 "mid_thinning": kept_terms(sample_paths(net.space, 0, 0, "dropout", keep=0.5)[0]["weights"]),
+                 "single_path": plan.kept({"arch": net.space.sample(0)})}
+        row = {"C": C, "layers": layers, "image_size": size, "batch": batch}
+        for path, kept in paths.items():
+            for checkpoint in (False, True):
+                row[f"{path}{'_checkpointed' if checkpoint else ''}_gb"] = plan.estimate(kept, checkpoint) / OVERHEAD / GB
+        if k == 0:   # the scaling checked: the whole dense step of the first config
+            row["dense_measured_whole_gb"], figures["checkpointed_dense_time_ratio"] = whole_dense_step(
+                net, size, batch, device, autocast, repeats)
+        if device.type == "cuda":
+            x, y = torch.randn(batch, 3, size, size, device=device), torch.randint(0, 10, (batch,), device=device)
+            for path, checkpoint in (("dense", False), ("dense", True), ("single_path", False)):
+                weights = [torch.ones(d.num_choices, device=device) for d in net.space.decisions]
+                forward = {"weights": weights} if path == "dense" else {"arch": net.space.sample(0)}
+                try:
+                    peak = peak_bytes(train_step(net, x, y, autocast, checkpoint=checkpoint, **forward), device)
+                except torch.OutOfMemoryError:
+                    peak = None
+                    torch.cuda.empty_cache()
+                row[f"{path}{'_checkpointed' if checkpoint else ''}_peak_gb"] = peak and peak / GB
+        figures[name] = row
+    return figures
+
+
+def whole_dense_step(net, size: int, batch: int, device, autocast, repeats: int) -> tuple[float, float]:
+    """(GB a dense step of the whole batch keeps for backward, measured; the time of a dense step with
+    its ops checkpointed over the plain one's, on 8 images)."""
+    x, y = torch.randn(batch, 3, size, size, device=device), torch.randint(0, 10, (batch,), device=device)
+    dense = [torch.ones(d.num_choices, device=device) for d in net.space.decisions]
+    whole = saved_bytes(lambda: net(x, weights=dense)) / GB
+    steps = [train_step(net, x[:8], y[:8], autocast, weights=dense, checkpoint=c) for c in (False, True)]
+    times = [[], []]
+    for _ in range(repeats):
+        for i, step in enumerate(steps):
+            times[i] += timed(step, device, 1)
+    return whole, median(times[1]) / median(times[0])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", required=True, help="where to write the figures")
@@ -93,6 +144,7 @@ def main(argv=None):
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--amp", choices=("off", "bf16"), default="off", help="bf16 autocast for both steps")
     ap.add_argument("--channels-last", action="store_true", help="channels_last memory format for both")
+    ap.add_argument("--memory", action="store_true", help="also the memory section, at the configs' sizes")
     args = ap.parse_args(argv)
 
     device = torch.device(args.device)
@@ -152,13 +204,15 @@ def main(argv=None):
                   "threads": torch.get_num_threads(),
                   "supernet_params": sum(p.numel() for p in net.parameters())},
         "single_path": single, "relaxed": relaxed,
+        "memory": memory_figures(device, autocast, max(3, args.repeats // 2)) if args.memory else None,
     }
     with open(args.json, "w") as f:
         json.dump(result, f, indent=2)
     print(json.dumps({"single_path.images_per_s": single["images_per_s"],
                       "single_path.time_ratio": single["time_ratio"],
                       "single_path.activation_memory_ratio": single["activation_memory_ratio"],
-                      "relaxed.dense_vs_sparse_time_ratio": relaxed["dense_vs_sparse_time_ratio"]}, indent=2))
+                      "relaxed.dense_vs_sparse_time_ratio": relaxed["dense_vs_sparse_time_ratio"],
+                      "memory": result["memory"]}, indent=2))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
 # Figures, all at the CIFAR-10 config's supernet scale (nasnet space, C=16, 8 cells, 32x32, batch 64)
 # unless said: supernet single-path steps/s and images/s with fp32 and bf16 autocast, each with and
 # without channels_last, and its time / peak-memory ratio against the standalone subnet
-# (tools/bench_supernet.py); search evaluations/s (tools/bench_search.py); gdas / single-path and
+# (tools/bench_supernet.py), and the memory a step of the recipe takes at the configs' sizes (its
+# --memory section: peak allocated, dense and checkpointed); search evaluations/s (tools/bench_search.py); gdas / single-path and
 # entmax / darts step-time ratios (tools/bench_relax.py); DARTS V2 (C=36, 20 cells) training
 # images/s with bf16 autocast, channels_last and torch.compile each on and off, and NASNet-A Large's
 # forward against timm's nasnetalarge (tools/bench_retrain.py); a `torchrun --nproc_per_node=1`
@@ -43,6 +44,11 @@ for amp in off bf16; do
       --repeats "$repeats" --amp "$amp" "${flags[@]}" --json "$out/supernet_${amp}_${layout}.json"
   done
 done
+if [ "$smoke" = 0 ]; then
+  step "supernet memory at the configs' sizes: dense, mid-thinning, single path, plain and checkpointed"
+  python tools/bench_supernet.py --device "$device" "${net[@]}" --batch "$batch" --genotypes 1 --repeats 3 --memory \
+    --json "$out/supernet_memory.json"
+fi
 step "search evaluations"
 python tools/bench_search.py --device "$device" "${net[@]}" --dataset fake --image-size 32 --batch-size "$batch" \
   --genotypes "$((genotypes + 1))" --eval-batches 4 --json "$out/search.json"
@@ -81,6 +87,7 @@ figures = {
     "darts_v2_train_images_per_s": retrain["cifar_train"],
     "nasnet_a_vs_timm": retrain["nasnet_a_vs_timm"],
     "torchrun_one_process": {"steps": checkpoint["step"], "backend": "nccl" if torch.cuda.is_available() and not smoke else "gloo"},
+    "supernet_memory": None if smoke else read("supernet_memory.json")["memory"],
 }
 (out / "gpu_check.json").write_text(json.dumps(figures, indent=2) + "\n")
 print(json.dumps(figures, indent=2))

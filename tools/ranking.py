@@ -56,6 +56,8 @@ from scipy.stats import spearmanr
 
 from search.cli import supernet_settings
 from search.config import scoring_of
+from search.constraints import SizeTable
+from search.predictor import Predictor
 from search.proxies import PROXIES, proxy_scores
 from supernet.genotype import Genotype
 from supernet.network import build_network
@@ -66,6 +68,15 @@ from supernet.runtime.data import make_loaders, set_epoch, take_batches
 from supernet.runtime.files import write_json
 from supernet.runtime.precision import uses_channels_last
 from supernet.scoring import Scoring, score_metrics
+from supernet.space import get_space
+
+
+@dataclass
+class PredictorSettings:
+    """The predictor of --predictor (search.predictor) and the random cells it learns from."""
+    model: str = "forest"
+    seed: int = 0
+    label_seed: int = 1                  # the random cells' draw (none of them a ground-truth cell)
 
 
 @dataclass
@@ -82,6 +93,7 @@ class RankingSettings:
     #                                      from-scratch control that the trained weights must beat
     draw: int = 0                        # the training epoch whose first batches fine-tune and calibrate: another
     #                                      draw of their order and augmentation, to measure the scoring's own noise
+    predictor: PredictorSettings = field(default_factory=PredictorSettings)   # with --predictor
 
 
 def parse_args(argv=None):
@@ -98,13 +110,24 @@ def parse_args(argv=None):
     p.add_argument("--json", type=Path, required=True, help="file to write the results to")
     p.add_argument("--against", type=Path, help="an earlier OUT (another supernet, scoring or the untrained control): "
                                                 "the difference of the two taus, paired over the genotypes")
+    p.add_argument("--predictor", type=int, action="append", metavar="N",
+                   help="also rank by a predictor fitted to N random cells (none a ground-truth cell) scored on the "
+                        "supernets as the cells are; repeated, one predictor per N, on the first N of the largest draw")
+    p.add_argument("--labels", type=Path, help="with --predictor: the random cells an earlier OUT scored, instead of "
+                                               "scoring them here (needed with --scores)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="the scoring data and method (see RankingSettings)")
     args = p.parse_args(argv)
     values = parse_overrides(args.overrides)
     settings = from_dict(RankingSettings, values, "the command-line overrides")
     from_dict(Scoring, settings.scoring, "the command-line overrides", prefix="scoring.")
-    if args.scores and values:
-        raise ConfigError("--scores ranks scores already made: key=value overrides, which say how to score, have no place")
+    if args.scores and set(values) - {"predictor"}:
+        raise ConfigError("--scores ranks scores already made: key=value overrides, which say how to score, have no "
+                          "place (but for predictor.KEY)")
+    Predictor(get_space("nasnet"), settings.predictor.model)   # an unknown model: one line now, not after the scoring
+    if any(n < 10 for n in args.predictor or ()):
+        raise ConfigError(f"--predictor needs 10 cells at least to fit and cross-validate, got {min(args.predictor)}")
+    if args.predictor and args.scores and not args.labels:
+        raise ConfigError("--scores scores nothing: give the random cells of --predictor with --labels EARLIER_OUT")
     if settings.draw < 0:
         raise ConfigError(f"draw must be a training epoch (0 or more), got {settings.draw}")
     return args, settings
@@ -283,12 +306,38 @@ def agreement(scores_by_run: list[list[float]]) -> float | None:
     return float(np.mean([kendall(a, b) for a, b in pairs])) if pairs else None
 
 
-def score_supernets(args, settings, records: list[dict]) -> dict:
-    """Every genotype scored on each supernet of `args.supernet` (supernet.scoring), with the baselines."""
+@dataclass
+class Scorer:
+    """Supernets, their scoring and its fixed batches: what scores a genotype here."""
+    names: list[str]
+    supernets: list
+    train: list
+    validation: list
+    scoring: Scoring
+    channels_last: bool
+    image_size: int
+
+    def score(self, genotypes, label=lambda k: "") -> tuple[list[list[float]], list[list[float]]]:
+        """Each genotype's score and accuracy on each supernet (rows: supernets), with a progress line each."""
+        by_run, accuracy_by_run = [], []
+        for run, supernet in zip(self.names, self.supernets):
+            by_run.append([])
+            accuracy_by_run.append([])
+            for k, g in enumerate(genotypes):
+                figures = score_metrics(supernet, g, self.train, self.validation, self.scoring,
+                                        channels_last=self.channels_last)
+                by_run[-1].append(figures[self.scoring.metric])
+                accuracy_by_run[-1].append(figures["accuracy"])
+                print(f"{run} {k + 1}/{len(genotypes)} {label(k)}: shared-weight {self.scoring.metric} "
+                      f"{by_run[-1][-1]:.4f}", flush=True)
+        return by_run, accuracy_by_run
+
+
+def make_scorer(args, settings) -> Scorer:
+    """The supernets of `args.supernet`, scored as `settings` say (supernet.scoring)."""
     trained = supernet_settings(args.supernet[0])
     scoring = scoring_of(trained, settings.scoring)
     names, supernets = load_runs(args.supernet, settings.untrained)
-    spec = supernets[0].spec
     data = make_loaders(settings.dataset or trained["dataset"], settings.data_dir or trained["data_dir"],
                         settings.batch_size, image_size=settings.image_size or trained["image_size"],
                         val_fraction=trained["val_fraction"], workers=0)
@@ -298,23 +347,21 @@ def score_supernets(args, settings, records: list[dict]) -> dict:
     validation = take_batches(getattr(data, settings.split), settings.eval_batches, "cpu", channels_last)
     if not validation:
         raise ConfigError(f"the supernet run's data has no {settings.split} split to score on")
+    return Scorer(names, supernets, train, validation, scoring, channels_last, data.image_size)
+
+
+def score_supernets(scorer: Scorer, settings, records: list[dict]) -> dict:
+    """Every genotype scored on each supernet of `scorer`, with the baselines."""
+    spec = scorer.supernets[0].spec
     genotypes = [Genotype.from_dict(r["genotype"]) for r in records]
-    x, y = train[0]
+    x, y = scorer.train[0]
     proxies = [proxy_scores(lambda g=g: build_network(g, spec.C, spec.layers, spec.num_classes, stem=spec.stem,
-                                                in_channels=spec.in_channels), x, y) for g in genotypes]
-    by_run, accuracy_by_run = [], []
-    for run, supernet in zip(names, supernets):
-        by_run.append([])
-        accuracy_by_run.append([])
-        for k, g in enumerate(genotypes):
-            figures = score_metrics(supernet, g, train, validation, scoring, channels_last=channels_last)
-            by_run[-1].append(figures[scoring.metric])
-            accuracy_by_run[-1].append(figures["accuracy"])
-            print(f"{run} {k + 1}/{len(genotypes)} {records[k].get('name', '')}: shared-weight "
-                  f"{scoring.metric} {by_run[-1][-1]:.4f}, standalone {records[k]['accuracy']:.4f}", flush=True)
-    return {"runs": names, "by_run": by_run, "accuracy_by_run": accuracy_by_run,
-            "proxies": proxies, "settings": vars(settings), "scoring": asdict(scoring),
-            "scored_images": sum(len(y) for _, y in validation)}
+                                                      in_channels=spec.in_channels), x, y) for g in genotypes]
+    by_run, accuracy_by_run = scorer.score(genotypes, lambda k: f"{records[k].get('name', '')} (standalone "
+                                                                f"{records[k]['accuracy']:.4f})")
+    return {"runs": scorer.names, "by_run": by_run, "accuracy_by_run": accuracy_by_run,
+            "proxies": proxies, "settings": asdict(settings), "scoring": asdict(scorer.scoring),
+            "scored_images": sum(len(y) for _, y in scorer.validation)}
 
 
 def stored_scores(paths: list[Path], records: list[dict]) -> dict:
@@ -347,13 +394,75 @@ def stored_scores(paths: list[Path], records: list[dict]) -> dict:
             **{key: first[key] for key in ("settings", "scoring", "scored_images")}}
 
 
+def random_cells(space, count: int, exclude: set[str], seed: int) -> list:
+    """`count` distinct random genotypes of `space`, none of whose keys is in `exclude`."""
+    if count > math.prod(d.num_choices for d in space.decisions) - len(exclude):
+        raise ConfigError(f"--predictor {count}: the {space.name} space holds fewer other cells")
+    rng, cells, seen = np.random.default_rng(seed), [], set(exclude)
+    while len(cells) < count:
+        g = space.sample(rng)
+        if genotype_key(g.to_dict()) not in seen:
+            seen.add(genotype_key(g.to_dict()))
+            cells.append(g)
+    return cells
+
+
+def predictor_labels(args, settings, scorer: Scorer | None, records: list[dict]) -> dict:
+    """The random cells the predictors learn from and their scores: scored here, or read from the --labels
+    output (which must hold enough of them, none a ground-truth cell)."""
+    count = max(args.predictor)
+    if args.labels:
+        try:
+            stored = json.loads(args.labels.read_text()).get("predictor") or {"labels": []}
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"--labels {args.labels}: not a tools/ranking.py output ({e})") from None
+        if len(stored["labels"]) < count:
+            raise ConfigError(f"--labels {args.labels}: it holds {len(stored['labels'])} scored random cells, fewer "
+                              f"than --predictor {count}")
+        truth = {genotype_key(r["genotype"]) for r in records}
+        if any(genotype_key(r["genotype"]) in truth for r in stored["labels"][:count]):
+            raise ConfigError(f"--labels {args.labels}: some of its random cells are ground-truth cells here")
+        return {**stored, "labels": stored["labels"][:count]}
+    spec = scorer.supernets[0].spec
+    cells = random_cells(scorer.supernets[0].space, count, {genotype_key(r["genotype"]) for r in records},
+                         settings.predictor.label_seed)
+    start, cpu = time.perf_counter(), time.process_time()
+    by_run, _ = scorer.score(cells, lambda k: "random cell")
+    return {"seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
+            "shape": {"C": spec.C, "layers": spec.layers, "num_classes": spec.num_classes,
+                      "image_size": scorer.image_size, "in_channels": spec.in_channels, "stem": spec.stem},
+            "labels": [{"genotype": g.to_dict(), "shared_weights": list(s), "shared_weight": float(np.mean(s))}
+                       for g, s in zip(cells, zip(*by_run))]}
+
+
+def predictor_figures(args, settings, labels: dict, records: list[dict], shared, truth, widths) -> list[dict]:
+    """For each N of --predictor: the ranking of the ground-truth cells by a predictor fitted to the first
+    N labels, against the scores it learned from (paired), and its cross-validated fit."""
+    space, sizes = get_space("nasnet"), SizeTable(**labels["shape"])
+    cells = [Genotype.from_dict(r["genotype"]) for r in labels["labels"]]
+    scores = [r["shared_weight"] for r in labels["labels"]]
+    ground_truth = [Genotype.from_dict(r["genotype"]) for r in records]
+    figures = []
+    for n in sorted(set(args.predictor)):
+        start = time.perf_counter()
+        predictor = Predictor(space, settings.predictor.model, settings.predictor.seed, sizes).fit(cells[:n], scores[:n])
+        predicted = predictor.predict(ground_truth)[0].tolist()
+        figures.append({"cells": n, "model": settings.predictor.model, **rank_figures(predicted, truth),
+                        "equal_width": equal_width(predicted, truth, widths), "against_scores": tau_gap(predicted, shared, truth),
+                        "cross_validated_tau": predictor.cross_validated_tau(),
+                        "fit_seconds": round(time.perf_counter() - start, 2), "predicted": predicted})
+    return figures
+
+
 @command
 def main(argv=None):
     args, settings = parse_args(argv)
     start = time.perf_counter()
     records, sources = pooled_ground_truth(args.ground_truth)
     earlier = read_earlier(args.against, records) if args.against else None
-    scored = stored_scores(args.scores, records) if args.scores else score_supernets(args, settings, records)
+    scorer = None if args.scores else make_scorer(args, settings)
+    scored = stored_scores(args.scores, records) if args.scores else score_supernets(scorer, settings, records)
+    labels = predictor_labels(args, settings, scorer, records) if args.predictor else None
     truth = [float(r["accuracy"]) for r in records]
     by_run, accuracy_by_run, proxies = scored["by_run"], scored["accuracy_by_run"], scored["proxies"]
     shared, accuracy = np.mean(by_run, axis=0).tolist(), np.mean(accuracy_by_run, axis=0).tolist()
@@ -378,6 +487,8 @@ def main(argv=None):
                        "shared_weight_accuracies": list(run_accuracies), **p}
                       for r, t, s, run_scores, a, run_accuracies, p
                       in zip(records, truth, shared, zip(*by_run), accuracy, zip(*accuracy_by_run), proxies)],
+        "predictor": labels and {**labels, "by_cells": predictor_figures(args, settings, labels, records, shared,
+                                                                          truth, widths)},
         "wall_time_s": round(time.perf_counter() - start, 1), "threads": torch.get_num_threads(),
     }
     write_json(args.json, result)
@@ -387,6 +498,10 @@ def main(argv=None):
     print(json.dumps({name: [figures["kendall_tau"], figures["tau_gap_95"]] for name, figures in result["baselines"].items()}))
     if result["against"]:
         print(json.dumps(result["against"]))
+    for figures in (result["predictor"] or {}).get("by_cells", []):
+        print(json.dumps({key: figures[key] for key in ("cells", "model", "kendall_tau", "kendall_tau_95",
+                                                        "top_quarter_precision", "against_scores",
+                                                        "cross_validated_tau")}))
 
 
 if __name__ == "__main__":

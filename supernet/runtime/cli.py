@@ -27,6 +27,15 @@ def setup_logging():
                         datefmt="%H:%M:%S")
 
 
+def one_line(error: UserError) -> str:
+    """A user error's message; one that a DataLoader worker raised comes back wrapped around the worker's
+    traceback, whose last line is the message."""
+    text = str(error)
+    if "\nOriginal Traceback" in text:
+        text = text.rstrip().splitlines()[-1].split(": ", 1)[-1]
+    return text
+
+
 def command(main):
     """Decorate a console-script entry point: set up logging, turn user errors into
     `error: ...` on stderr with exit status 2, and Ctrl-C into exit status 130; the run
@@ -38,7 +47,7 @@ def command(main):
         try:
             return main(argv)
         except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {one_line(e)}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

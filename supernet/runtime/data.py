@@ -33,7 +33,8 @@ from .checkpoint import rng_state, seed_all, set_rng_state
 
 log = logging.getLogger(__name__)
 
-DEFAULT_IMAGE_SIZE = {"digits": 8, "cifar10": 32, "npz": None, "imagefolder": 64, "imagenet": 224, "fake": 32}
+# None: the photos' own (npz: theirs; imagefolder: own_image_size)
+DEFAULT_IMAGE_SIZE = {"digits": 8, "cifar10": 32, "npz": None, "imagefolder": None, "imagenet": 224, "fake": 32}
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 FAKE_SAMPLES, FAKE_CLASSES = 12_000, 10
@@ -58,6 +59,7 @@ class Data:
     in_channels: int
     num_classes: int
     image_size: int
+    classes: list[str]         # what each class index stands for: a folder's name, an npz file's label
 
 
 def split_indices(n: int, val_fraction: float, test_fraction: float = 0.0):
@@ -173,8 +175,8 @@ class _Source:
     train_tf: object
     eval_tf: object
     in_channels: int
-    num_classes: int
-    image_size: int | None = None   # where the dataset fixes it (npz: its own, unless resized)
+    classes: list[str]
+    image_size: int | None = None   # where the dataset fixes it (npz, imagefolder: their own, unless resized)
 
 
 def _digits(root, size, download, cutout) -> _Source:
@@ -184,7 +186,7 @@ def _digits(root, size, download, cutout) -> _Source:
     if size != 8:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     pool = list(zip(x, digits.target.tolist()))
-    return _Source(pool, None, None, Cutout(cutout) if cutout else None, None, 1, 10)
+    return _Source(pool, None, None, Cutout(cutout) if cutout else None, None, 1, [str(k) for k in range(10)])
 
 
 def _cifar10(root, size, download, cutout) -> _Source:
@@ -205,7 +207,28 @@ def _cifar10(root, size, download, cutout) -> _Source:
     tail = [T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)] + ([Cutout(cutout)] if cutout else [])
     train_tf = T.Compose(resize + [T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()] + tail)
     eval_tf = T.Compose(resize + [T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)])
-    return _Source(pool, None, test, train_tf, eval_tf, 3, 10)
+    return _Source(pool, None, test, train_tf, eval_tf, 3, list(pool.classes))
+
+
+def class_indices(labels: np.ndarray, source) -> tuple[np.ndarray, list[str]]:
+    """Labels as class indices 0..K-1, and the label each index stands for: labels that are not
+    0..K-1 already (-1, 0, 1, or 0, 1000, 2000) are numbered in sorted order, and the log says so.
+    Labels that are not integers, or of a single class, are a DatasetError naming `source`."""
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DatasetError(f"{source}: the labels y must be integers, got {labels.dtype} values such as {labels[:3].tolist()}")
+    values, indices = np.unique(labels, return_inverse=True)
+    if len(values) < 2:
+        raise DatasetError(f"{source}: every label is {values[0] if len(values) else 'missing'}; a classifier needs "
+                           "two classes at least")
+    if not np.array_equal(values, np.arange(len(values))):
+        log.info("%s: its %d labels %s are classes 0..%d, in that order", source, len(values), _listed(values),
+                 len(values) - 1)
+    return indices.astype(np.int64), [str(v) for v in values]
+
+
+def _listed(values) -> str:
+    values = [str(v) for v in values]
+    return ", ".join(values) if len(values) <= 6 else f"{', '.join(values[:3])}, ..., {', '.join(values[-2:])}"
 
 
 def _npz(root, size, download, cutout) -> _Source:
@@ -220,9 +243,10 @@ def _npz(root, size, download, cutout) -> _Source:
         if "x" not in f.files or "y" not in f.files:
             raise DatasetError(f"{path} must hold arrays x (images) and y (labels), holds {', '.join(f.files)}")
         x, y = f["x"], f["y"]
-    if x.ndim != 4 or x.dtype != np.uint8 or len(x) != len(y):
+    if x.ndim != 4 or x.dtype != np.uint8 or y.ndim != 1 or len(x) != len(y):
         raise DatasetError(f"{path}: x must be N uint8 images (N x C x H x W), y N labels; got x {x.shape} "
                            f"{x.dtype}, y {y.shape}")
+    labels, classes = class_indices(y, path)
     if x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
         x = x.transpose(0, 3, 1, 2)
     images = torch.from_numpy(np.ascontiguousarray(x)).float().div_(255)
@@ -232,8 +256,18 @@ def _npz(root, size, download, cutout) -> _Source:
     images = (images - mean[:, None, None]) / std[:, None, None]
     crop = images.shape[-1]
     train_tf = T.Compose([T.RandomCrop(crop, padding=4), T.RandomHorizontalFlip()] + ([Cutout(cutout)] if cutout else []))
-    pool = list(zip(images, y.astype(np.int64).tolist()))
-    return _Source(pool, None, None, train_tf, None, images.shape[1], int(y.max()) + 1, crop)
+    pool = list(zip(images, labels.tolist()))
+    return _Source(pool, None, None, train_tf, None, images.shape[1], classes, crop)
+
+
+def read_image(path: str):
+    """An image file as an RGB PIL image; one that cannot be read is a DatasetError that names it."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DatasetError(f"{path} is not a readable image ({e}); remove or replace it") from None
 
 
 def _image_folder(path: Path):
@@ -241,9 +275,38 @@ def _image_folder(path: Path):
     if not path.is_dir():
         raise DatasetNotFoundError(f"image folder {path} does not exist")
     try:
-        return ImageFolder(str(path))
+        folder = ImageFolder(str(path), loader=read_image)
     except FileNotFoundError as e:   # no class folders, or a class folder without images
         raise DatasetError(f"malformed image folder {path}: {e} It must hold one folder of images per class") from None
+    if len(folder.classes) < 2:
+        raise DatasetError(f"image folder {path} holds one class folder ({folder.classes[0]!r}); a classifier needs "
+                           "two classes at least")
+    return folder
+
+
+def own_image_size(folders) -> int:
+    """The size the photos of `folders` (ImageFolders) are trained at when no image_size is set: their
+    shorter side where every photo has the same, else the median of their shorter sides rounded to a
+    multiple of 8 (the log says which). Every file's header is read, so a file that is no image is a
+    DatasetError that names it before training starts."""
+    from PIL import Image, UnidentifiedImageError
+    sides = []
+    for folder in folders:
+        for path, _ in folder.samples:
+            try:
+                with Image.open(path) as image:
+                    sides.append(min(image.size))
+            except (UnidentifiedImageError, OSError, SyntaxError) as e:
+                raise DatasetError(f"{path} is not a readable image ({e}); remove or replace it") from None
+    sides = np.asarray(sides)
+    if (sides == sides[0]).all():
+        log.info("image folder: every photo's shorter side is %d px: image_size %d", sides[0], sides[0])
+        return int(sides[0])
+    size = max(8, int(np.median(sides) / 8 + 0.5) * 8)
+    log.info("image folder: the photos' shorter sides run from %d to %d px (median %g): image_size %d, the median "
+             "rounded to a multiple of 8 (set image_size to choose another)", sides.min(), sides.max(),
+             np.median(sides), size)
+    return size
 
 
 def _folders(root, size, download, cutout, imagenet: bool) -> _Source:
@@ -263,15 +326,17 @@ def _folders(root, size, download, cutout, imagenet: bool) -> _Source:
     for part in (val, test):
         if part is not None and part.classes != pool.classes:
             raise DatasetError(f"the class folders of {part.root} differ from those of {pool.root}")
+    size = size or own_image_size([part for part in (pool, val, test) if part is not None])
     jitter, scale = ((0.4, 0.4, 0.4, 0.2), (0.08, 1.0)) if imagenet else (None, (0.25, 1.0))
     train_tf = create_transform(size, is_training=True, color_jitter=jitter, scale=scale)
     if cutout:
         train_tf.transforms.append(Cutout(cutout))
-    return _Source(pool, val, test, train_tf, create_transform(size, crop_pct=0.875), 3, len(pool.classes))
+    return _Source(pool, val, test, train_tf, create_transform(size, crop_pct=0.875), 3, list(pool.classes), size)
 
 
 def _fake(root, size, download, cutout) -> _Source:
-    return _Source(_FakeImages(FAKE_SAMPLES, (3, size, size), FAKE_CLASSES), None, None, None, None, 3, FAKE_CLASSES)
+    return _Source(_FakeImages(FAKE_SAMPLES, (3, size, size), FAKE_CLASSES), None, None, None, None, 3,
+                   [str(k) for k in range(FAKE_CLASSES)])
 
 
 def _rank0_first(fn):
@@ -318,9 +383,9 @@ def make_loaders(dataset: str, data_dir: str, batch_size: int, *, image_size: in
         return DataLoader(d, generator=torch.Generator(), **common)
 
     log.info("%s: %d train, %d val, %d test images of %dx%d, %d classes", dataset, len(train), len(val),
-             len(test), size, size, src.num_classes)
+             len(test), size, size, len(src.classes))
     return Data(train_loader, eval_loader(val) if len(val) else None, eval_loader(test),
-                src.in_channels, src.num_classes, size)
+                src.in_channels, len(src.classes), size, src.classes)
 
 
 def take_batches(loader, count: int | None, device, channels_last: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -28,6 +28,7 @@ from typing import ClassVar
 
 import torch
 
+from ..errors import UserError
 from .checkpoint import check_same_network, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import to_dict
 from .data import resume_epoch
@@ -37,6 +38,10 @@ from .metrics import MetricsLog, Progress
 from .precision import NonFiniteLossError, mixed_precision, uses_channels_last
 
 log = logging.getLogger(__name__)
+
+
+class OutOfMemory(UserError):
+    """A step that did not fit the device's memory."""
 
 
 def batch_stats(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -50,6 +55,7 @@ class TrainLoop:
     what: ClassVar[str] = "network"             # a foreign checkpoint is "of another <what>"
     optimizer_key: ClassVar[str] = "optimizer"  # the optimizer's key in the checkpoint
     window_metrics: ClassVar[bool] = True       # record every window in metrics.jsonl (else the console only)
+    memory_keys: ClassVar[str] = "batch_size, image_size or C"   # what a run out of memory can lower
 
     def __init__(self, cfg, out, dist: Dist, *, amp: str, channels_last: bool | None, grad_clip: float,
                  log_every: int, accum_steps: int = 1, max_steps: int | None = None, checkpoint_every: int = 0):
@@ -171,6 +177,9 @@ class TrainLoop:
                     return None
                 self.run_epoch()
             return self.finish()
+        except torch.OutOfMemoryError:
+            raise OutOfMemory(f"the GPU ran out of memory at step {self.step}; {self.out} keeps its last good "
+                              f"checkpoint: lower {self.memory_keys}") from None
         finally:
             self.metrics.close()
 
