@@ -57,17 +57,17 @@ def run_search(cfg, strategy, evaluator, out, is_main: bool = True) -> dict:
     """Search until `cfg.budget` evaluations are done (resuming from `out`'s checkpoint); the summary."""
     out = Path(out)
     state = load_checkpoint(out)
-    history, elapsed = [], 0.0
+    history, spent = [], (0.0, 0.0)
     if state is not None:
         strategy.load_state_dict(state["strategy"])
-        history, elapsed = state["history"], state["elapsed"]
+        history, spent = state["history"], (state["elapsed"], state["cpu"])
         restore_cache(evaluator, history)
         log.info("resuming %s after %d/%d evaluations", out, len(history), cfg.budget)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_atomic(out / HISTORY_FILE, "".join(json.dumps(r) + "\n" for r in history))
     metrics = MetricsLog(out, enabled=is_main, resume_step=len(history))
-    start = time.perf_counter() - elapsed
+    clock = Clock(*spent)
     progress = Progress(cfg.budget, len(history), unit="evaluation")
     round_ = history[-1]["round"] + 1 if history else 0
     try:
@@ -79,7 +79,7 @@ def run_search(cfg, strategy, evaluator, out, is_main: bool = True) -> dict:
                    for i, (g, r) in enumerate(zip(genotypes, records))]
             history += new
             if is_main:
-                save_checkpoint(out, checkpoint(cfg, strategy, history, start))
+                save_checkpoint(out, checkpoint(cfg, strategy, history, clock))
                 with open(out / HISTORY_FILE, "a") as f:
                     f.writelines(json.dumps(r) + "\n" for r in new)
             barrier()
@@ -93,17 +93,29 @@ def run_search(cfg, strategy, evaluator, out, is_main: bool = True) -> dict:
             round_ += 1
     finally:
         metrics.close()
-    return summarize(cfg, history, time.perf_counter() - start, out, is_main, evaluator.scoring.metric,
-                     strategy.report())
+    return summarize(cfg, history, clock, out, is_main, evaluator.scoring.metric, strategy.report())
 
 
-def checkpoint(cfg, strategy, history: list[dict], start: float) -> dict:
+class Clock:
+    """The wall and CPU seconds (of this process, all its threads) a search has spent, over its resumptions."""
+
+    def __init__(self, wall: float = 0.0, cpu: float = 0.0):
+        self.start = time.perf_counter() - wall, time.process_time() - cpu
+
+    def wall(self) -> float:
+        return time.perf_counter() - self.start[0]
+
+    def cpu(self) -> float:
+        return time.process_time() - self.start[1]
+
+
+def checkpoint(cfg, strategy, history: list[dict], clock: Clock) -> dict:
     """What a round's checkpoint holds: enough to continue the search exactly."""
-    return {"strategy": strategy.state_dict(), "history": history, "elapsed": time.perf_counter() - start,
+    return {"strategy": strategy.state_dict(), "history": history, "elapsed": clock.wall(), "cpu": clock.cpu(),
             "config": to_dict(cfg)}
 
 
-def summarize(cfg, history: list[dict], wall_time: float, out: Path, is_main: bool, metric: str,
+def summarize(cfg, history: list[dict], clock: Clock, out: Path, is_main: bool, metric: str,
               report: dict | None = None) -> dict:
     """The summary (search.json), with the strategy's `report` where it gives one."""
     best = best_record(history)
@@ -116,7 +128,8 @@ def summarize(cfg, history: list[dict], wall_time: float, out: Path, is_main: bo
         "evaluations": len(history), "scored": scored,
         "cached": sum(r["cached"] for r in history),
         "rejected": sum(r["rejected"] is not None for r in history),
-        "wall_time_s": round(wall_time, 3), "supernet": cfg.supernet, "strategy_report": report, "history": history,
+        "wall_time_s": round(clock.wall(), 3), "cpu_time_s": round(clock.cpu(), 3), "supernet": cfg.supernet,
+        "strategy_report": report, "history": history,
     }
     if is_main:
         write_json(out / SUMMARY_FILE, summary)

@@ -118,7 +118,8 @@ def fitted_predictor(cfg, space, cheap_evaluator, sizes, out: Path, is_main: boo
             raise MissingFileError(f"screening.predictor {path} does not exist; give the predictor.json of a "
                                    "screened search")
         predictor = Predictor.from_dict(json.loads(path.read_text()), space, sizes)
-        return predictor, {"cells": len(predictor.scores), "label_seconds": 0.0, "from": str(path)}
+        return predictor, {"cells": len(predictor.scores), "label_seconds": 0.0, "label_cpu_seconds": 0.0,
+                           "from": str(path)}
     if screening.cells > space_size(space):
         raise ConfigError(f"screening.cells {screening.cells} is more than the {space_size(space)} cells the space holds")
     labels = run_search(replace(cfg, strategy="random", strategy_options={}, budget=screening.cells),
@@ -126,7 +127,8 @@ def fitted_predictor(cfg, space, cheap_evaluator, sizes, out: Path, is_main: boo
     accepted = [r for r in labels["history"] if r["rejected"] is None and not r["cached"]]
     predictor = Predictor(space, screening.model, cfg.seed, sizes).fit(
         [Genotype.from_dict(r["genotype"]) for r in accepted], [r["score"] for r in accepted])
-    return predictor, {"cells": len(accepted), "label_seconds": labels["wall_time_s"]}
+    return predictor, {"cells": len(accepted), "label_seconds": labels["wall_time_s"],
+                       "label_cpu_seconds": labels["cpu_time_s"]}
 
 
 def screened_search(cfg, strategy: Strategy, evaluator, cheap_evaluator, sizes, out, is_main: bool) -> dict:
@@ -141,8 +143,9 @@ def screened_search(cfg, strategy: Strategy, evaluator, cheap_evaluator, sizes, 
     rescored = run_search(replace(cfg, budget=len(best)), Listed(space, [g for g, _ in best]), evaluator,
                           out / "rescored", is_main)
     wall_time = fit["label_seconds"] + predicted["wall_time_s"] + rescored["wall_time_s"]
+    cpu_time = fit["label_cpu_seconds"] + predicted["cpu_time_s"] + rescored["cpu_time_s"]
     summary = {**rescored, "strategy": cfg.strategy, "budget": cfg.budget, "evaluations": predicted["evaluations"],
-               "wall_time_s": round(wall_time, 3),
+               "wall_time_s": round(wall_time, 3), "cpu_time_s": round(cpu_time, 3),
                "screening": {**fit, "model": predictor.model, "screened": predicted["evaluations"],
                              "screened_per_s": predicted["evaluations"] / max(predicted["wall_time_s"], 1e-9),
                              "rescored": len(best)}}

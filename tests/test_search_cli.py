@@ -109,20 +109,25 @@ def test_each_strategy_beats_the_mean_of_random_genotypes(supernet, tmp_path):
         assert best > baseline, (strategy, best, baseline)
 
 
-@pytest.mark.slow
-def test_search_on_two_processes_equals_one(supernet, tmp_path):
-    # both in subprocesses of one thread: CPU kernels round in a thread-dependent order
+def one_and_two_processes(supernet, tmp_path, *settings) -> tuple[list, list]:
+    """The histories of the same search in one process and in two (torchrun), each a subprocess of one
+    thread: CPU kernels round in a thread-dependent order."""
     def run(out, launcher):
-        cmd = [sys.executable, *launcher, "-m", "search", "--out", str(out), f"supernet={supernet}", "strategy=evo_nas",
-               "budget=8", "ask_size=4", *SCORING, "eval_batches=2", f"strategy_options={SMALL['evo_nas']}"]
+        cmd = [sys.executable, *launcher, "-m", "search", "--out", str(out), f"supernet={supernet}", "budget=8",
+               "ask_size=4", *SCORING, "eval_batches=2", *settings]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
         subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, timeout=600)
-        return json.loads((out / "search.json").read_text())
+        history = json.loads((out / "search.json").read_text())["history"]
+        return [{k: r[k] for k in ("genotype", "reward", "cached")} for r in history]
 
-    one = run(tmp_path / "one", [])
-    two = run(tmp_path / "two", ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"])
-    keep = ("genotype", "reward", "cached")
-    assert [{k: r[k] for k in keep} for r in two["history"]] == [{k: r[k] for k in keep} for r in one["history"]]
+    return run(tmp_path / "one", []), run(tmp_path / "two", ["-m", "torch.distributed.run", "--standalone",
+                                                             "--nproc_per_node=2"])
+
+
+@pytest.mark.slow
+def test_search_on_two_processes_equals_one(supernet, tmp_path):
+    one, two = one_and_two_processes(supernet, tmp_path, "strategy=evo_nas", f"strategy_options={SMALL['evo_nas']}")
+    assert two == one
 
 
 def test_the_predictor_strategy_keeps_to_the_size_limit_and_reports_its_fit(supernet, tmp_path):
@@ -192,15 +197,6 @@ def test_a_predictor_file_of_another_space_or_more_cells_than_the_space_holds_is
 
 @pytest.mark.slow
 def test_a_predictor_search_on_two_processes_equals_one(supernet, tmp_path):
-    def run(out, launcher):
-        cmd = [sys.executable, *launcher, "-m", "search", "--out", str(out), f"supernet={supernet}",
-               "strategy=predictor", "strategy_options={initial: 8, pool: 100}", "budget=16", "ask_size=4", *SCORING,
-               "eval_batches=2"]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-        subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, timeout=600)
-        return json.loads((out / "search.json").read_text())
-
-    one = run(tmp_path / "one", [])
-    two = run(tmp_path / "two", ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"])
-    keep = ("genotype", "reward", "cached")
-    assert [{k: r[k] for k in keep} for r in two["history"]] == [{k: r[k] for k in keep} for r in one["history"]]
+    one, two = one_and_two_processes(supernet, tmp_path, "strategy=predictor", "budget=16",
+                                     "strategy_options={initial: 8, pool: 100}")
+    assert two == one and len(one) == 16
