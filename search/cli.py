@@ -26,7 +26,7 @@ from supernet.genotype import Genotype
 from supernet.genotype_lookup import resolve_genotype
 from supernet.runtime.checkpoint import CheckpointError, load_supernets
 from supernet.runtime.cli import command
-from supernet.runtime.config import CONFIG_FILE, load_config, merged
+from supernet.runtime.config import CONFIG_FILE, load_config
 from supernet.runtime.data import make_loaders, set_epoch, take_batches
 from supernet.runtime.distributed import distributed_session
 from supernet.runtime.files import write_json
@@ -112,7 +112,7 @@ def search(cfg: SearchConfig, out) -> dict | None:
                                    context={"sizes": sizes, "limits": evaluator.constraints})
         if not cfg.screening.on:
             return run_search(cfg, strategy, evaluator, out, dist.is_main)
-        cheap = build_evaluator(replace(cfg, scoring=merged(cfg.scoring, cfg.screening.scoring)), trained, nets, data,
+        cheap = build_evaluator(replace(cfg, scoring={**cfg.scoring, **cfg.screening.scoring}), trained, nets, data,
                                 dist.device)
         return screened_search(cfg, strategy, evaluator, cheap, sizes, out, dist.is_main)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from supernet.runtime.config import ConfigError, from_dict, merged
+from supernet.runtime.config import ConfigError, from_dict
 from supernet.scoring import Scoring
 
 from .screening import Screening
@@ -14,7 +14,7 @@ from .strategy import RELAXED, check_options
 def scoring_of(trained: dict, overrides: dict) -> Scoring:
     """How candidates are scored: as the supernet run whose config is `trained` scored its subnets,
     but for the keys `overrides` (a search's or a ranking's `scoring`) sets."""
-    return from_dict(Scoring, merged(trained.get("scoring", {}), overrides), "the config", prefix="scoring.")
+    return from_dict(Scoring, {**trained.get("scoring", {}), **overrides}, "the config", prefix="scoring.")
 
 
 @dataclass

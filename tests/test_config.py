@@ -106,6 +106,9 @@ def test_a_dotted_override_sets_one_key_of_a_nested_setting_over_the_file(tmp_pa
     assert cfg.inner == Inner(steps=3, metric="accuracy") and cfg.options == {"size": 8, "rate": 0.5}
     assert yaml.safe_load((out / "config.yaml").read_text())["inner"] == {"steps": 3, "metric": "accuracy"}
     assert parse_overrides(["a.b.c=1", "a.b.d=x", "e=[1, 2]"]) == {"a": {"b": {"c": 1, "d": "x"}}, "e": [1, 2]}
+    # a whole mapping replaces the file's: options={} clears them
+    cfg, _ = load_config(Cfg, ["--config", cfg_file, "--out", str(tmp_path / "other"), "options={}", "inner={steps: 5}"])
+    assert cfg.options == {} and cfg.inner == Inner(steps=5)
 
 
 @pytest.mark.parametrize("argv, message", [

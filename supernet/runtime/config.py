@@ -61,9 +61,13 @@ def parse_value(text: str):
         raise ConfigError(f"cannot read the value {text!r}: {str(e).splitlines()[0]}") from None
 
 
+class _Dotted(dict):
+    """The keys that dotted overrides set inside a mapping: merged into it, where a whole mapping replaces it."""
+
+
 def parse_overrides(items) -> dict:
-    """`key=value` items as a mapping of values; a dotted key (`scoring.metric=accuracy`) sets a key of a
-    nested mapping."""
+    """`key=value` items as a mapping of values; a dotted key (`scoring.metric=accuracy`) sets one key of a
+    nested mapping, where `key={...}` gives the whole mapping."""
     values: dict = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -72,19 +76,20 @@ def parse_overrides(items) -> dict:
             raise ConfigError(f"override {item!r} must look like key=value")
         node = values
         for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
+            node = node.setdefault(part, _Dotted())
+            if not isinstance(node, _Dotted):
                 raise ConfigError(f"override {item!r} sets a key inside {part!r}, which another override sets whole")
         node[path[-1]] = parse_value(text)
     return values
 
 
 def merged(base: dict, overrides: dict) -> dict:
-    """`base` with `overrides` applied; where both hold a mapping under a key, key by key."""
+    """`base` with `overrides` applied: the keys of a dotted override's mapping (parse_overrides) one by
+    one into the mapping `base` holds there, any other value in place of `base`'s."""
     out = dict(base)
     for key, value in overrides.items():
-        both = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = merged(out[key], value) if both else value
+        inside = isinstance(value, _Dotted) and isinstance(out.get(key), dict)
+        out[key] = merged(out[key], value) if inside else dict(value) if isinstance(value, _Dotted) else value
     return out
 
 
