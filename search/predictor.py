@@ -8,14 +8,15 @@ al. fit theirs), so that a search can rank thousands of candidates for the cost 
 A genotype's features (`genotype_features`) are its decision encoding (one-hot per decision) and, in
 a cell space, what its structure says: per cell type the count of each op, the states the cell
 concatenates and its depth; with a SizeTable, the logarithms of its network's parameters and
-mult-adds. The model is an ensemble of scikit-learn regressors (MODELS); the spread of its members'
-predictions is the uncertainty that an acquisition (ACQUISITIONS) trades against the mean. A fit is
+mult-adds. The model (MODELS) is a Gaussian process, whose posterior spread is the uncertainty that an
+acquisition (ACQUISITIONS) trades against the mean, or a random forest, whose trees' spread is. A fit is
 a function of its records and seed, so a predictor is stored as those (`to_dict`) and refitted
 bit for bit (`from_dict`).
 """
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy.stats import kendalltau, norm
@@ -25,23 +26,6 @@ from supernet.genotype import Genotype
 from supernet.space import CELL_TYPES, SearchSpace
 
 
-def _forest(seed: int):
-    from sklearn.ensemble import RandomForestRegressor
-    return RandomForestRegressor(n_estimators=200, min_samples_leaf=2, max_features=0.3, random_state=seed)
-
-
-def _boosting(seed: int):
-    from sklearn.ensemble import GradientBoostingRegressor
-    return [GradientBoostingRegressor(n_estimators=150, max_depth=3, learning_rate=0.05, subsample=0.8,
-                                      random_state=seed + k) for k in range(5)]
-
-
-def _mlp(seed: int):
-    from sklearn.neural_network import MLPRegressor
-    return [MLPRegressor(hidden_layer_sizes=(64, 64), alpha=1e-3, max_iter=2000, random_state=seed + k)
-            for k in range(5)]
-
-
 def _gp(seed: int):
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
@@ -49,7 +33,14 @@ def _gp(seed: int):
     return GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed)
 
 
-MODELS = {"forest": _forest, "boosting": _boosting, "mlp": _mlp, "gp": _gp}
+def _forest(seed: int):
+    from sklearn.ensemble import RandomForestRegressor
+    return RandomForestRegressor(n_estimators=200, min_samples_leaf=2, max_features=0.3, random_state=seed)
+
+
+# a Gaussian process ranks the benchmark's cells best (docs/search.md); a forest fits many thousands of
+# records, where a Gaussian process's cost grows with their cube
+MODELS = {"gp": _gp, "forest": _forest}
 
 
 def upper_confidence(mean, spread, best: float, kappa: float):
@@ -103,12 +94,12 @@ def genotype_features(space, genotypes, sizes=None) -> np.ndarray:
 class Predictor:
     """A genotype's predicted score and its spread (see the module docstring)."""
 
-    def __init__(self, space, model: str = "forest", seed: int = 0, sizes=None):
+    def __init__(self, space, model: str = "gp", seed: int = 0, sizes=None):
         check_choice("predictor model", model, MODELS)
         self.space, self.model, self.seed, self.sizes = space, model, seed, sizes
         self.genotypes: list = []
         self.scores: list[float] = []
-        self.members = None
+        self.regressor = None
 
     def features(self, genotypes) -> np.ndarray:
         return genotype_features(self.space, genotypes, self.sizes)
@@ -118,23 +109,21 @@ class Predictor:
         self.genotypes, self.scores = list(genotypes), [float(s) for s in scores]
         x, y = self.features(self.genotypes), np.asarray(self.scores)
         self.center, self.scale = y.mean(), y.std() or 1.0
-        made = MODELS[self.model](self.seed)
-        self.members = made if isinstance(made, list) else [made]
-        for member in self.members:
-            member.fit(x, (y - self.center) / self.scale)
+        from sklearn.exceptions import ConvergenceWarning
+        with warnings.catch_warnings():   # scores without noise drive the Gaussian process's noise to its bound
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.regressor = MODELS[self.model](self.seed).fit(x, (y - self.center) / self.scale)
         return self
 
     def predict(self, genotypes) -> tuple[np.ndarray, np.ndarray]:
         """(mean, spread) of the predicted scores of `genotypes`."""
         x = self.features(genotypes)
-        if len(self.members) == 1 and hasattr(self.members[0], "estimators_"):   # a forest: its trees
-            each = np.stack([tree.predict(x) for tree in self.members[0].estimators_])
-        elif len(self.members) == 1:   # a Gaussian process: its own posterior spread
-            mean, std = self.members[0].predict(x, return_std=True)
-            return self.center + self.scale * mean, self.scale * std
-        else:
-            each = np.stack([member.predict(x) for member in self.members])
-        return self.center + self.scale * each.mean(0), self.scale * each.std(0)
+        if self.model == "forest":   # the spread of its trees
+            each = np.stack([tree.predict(x) for tree in self.regressor.estimators_])
+            mean, spread = each.mean(0), each.std(0)
+        else:   # the posterior's
+            mean, spread = self.regressor.predict(x, return_std=True)
+        return self.center + self.scale * mean, self.scale * spread
 
     def acquisition(self, name: str, genotypes, kappa: float = 1.0) -> np.ndarray:
         """The acquisition `name` (ACQUISITIONS) of each of `genotypes`: higher is more worth scoring."""

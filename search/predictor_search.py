@@ -19,7 +19,7 @@ from .strategy import Strategy, StrategyError
 
 class PredictorSearch(Strategy):
     def __init__(self, space, seed: int = 0, initial: int = 20, pool: int = 2000, parents: int = 10,
-                 acquisition: str = "ucb", kappa: float = 1.0, model: str = "forest", sizes=None, limits=None):
+                 acquisition: str = "ucb", kappa: float = 1.0, model: str = "gp", sizes=None, limits=None):
         super().__init__(space, seed)
         check_choice("acquisition", acquisition, ACQUISITIONS)
         check_choice("predictor model", model, MODELS)

@@ -42,7 +42,7 @@ class Screening:
     cells: int = 0                       # random cells scored to fit the predictor; 0: no screening
     scoring: dict = field(default_factory=lambda: {"finetune_steps": 0})   # their scoring: the search's, changed so
     rescore: int = 10                    # the predictor's best candidates scored again in full
-    model: str = "forest"                # search.predictor.MODELS
+    model: str = "gp"                    # search.predictor.MODELS
     predictor: str | None = None         # the predictor.json of an earlier screening, fitted again instead of cells
 
     def __post_init__(self):

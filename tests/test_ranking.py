@@ -282,7 +282,7 @@ def test_a_predictor_of_random_cells_ranks_the_ground_truth_as_fitting_it_by_han
     truth, shared = [r["accuracy"] for r in records], [g["shared_weight"] for g in result["genotypes"]]
     space, sizes = get_space("nasnet"), SizeTable(**result["predictor"]["shape"])
     for figures, n in zip(result["predictor"]["by_cells"], (10, 12)):
-        fitted = Predictor(space, "forest", 0, sizes).fit([Genotype.from_dict(r["genotype"]) for r in labels[:n]],
+        fitted = Predictor(space, "gp", 0, sizes).fit([Genotype.from_dict(r["genotype"]) for r in labels[:n]],
                                                           [r["shared_weight"] for r in labels[:n]])
         predicted = fitted.predict([Genotype.from_dict(r["genotype"]) for r in records])[0]
         assert figures["cells"] == n and figures["predicted"] == pytest.approx(predicted.tolist())
@@ -292,10 +292,10 @@ def test_a_predictor_of_random_cells_ranks_the_ground_truth_as_fitting_it_by_han
     # the labels serve again from the output, with another model, scoring nothing
     again = subprocess.run([sys.executable, "tools/ranking.py", "--scores", str(tmp_path / "p.json"), "--ground-truth",
                             str(tmp_path / "truth.jsonl"), "--json", str(tmp_path / "again.json"), "--predictor", "12",
-                            "--labels", str(tmp_path / "p.json"), "predictor.model=gp"],
+                            "--labels", str(tmp_path / "p.json"), "predictor.model=forest"],
                            check=False, cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
-    assert json.loads((tmp_path / "again.json").read_text())["predictor"]["by_cells"][0]["model"] == "gp"
+    assert json.loads((tmp_path / "again.json").read_text())["predictor"]["by_cells"][0]["model"] == "forest"
     for extra, says in ((["--predictor", "20", "--labels", str(tmp_path / "p.json")],
                          "it holds 12 scored random cells, fewer than --predictor 20"),
                         (["--predictor", "12"], "give the random cells of --predictor with --labels")):

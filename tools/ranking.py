@@ -74,7 +74,7 @@ from supernet.space import get_space
 @dataclass
 class PredictorSettings:
     """The predictor of --predictor (search.predictor) and the random cells it learns from."""
-    model: str = "forest"
+    model: str = "gp"
     seed: int = 0
     label_seed: int = 1                  # the random cells' draw (none of them a ground-truth cell)
 
