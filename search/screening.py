@@ -40,7 +40,7 @@ PREDICTOR_FILE = "predictor.json"
 class Screening:
     """The settings of a screened search (nas-search's `screening`)."""
     cells: int = 0                       # random cells scored to fit the predictor; 0: no screening
-    scoring: dict = field(default_factory=lambda: {"finetune_steps": 0})   # their scoring: the search's, changed so
+    scoring: dict = field(default_factory=dict)   # their scoring: the search's, with these keys changed
     rescore: int = 10                    # the predictor's best candidates scored again in full
     model: str = "gp"                    # search.predictor.MODELS
     predictor: str | None = None         # the predictor.json of an earlier screening, fitted again instead of cells

@@ -144,13 +144,16 @@ def test_the_predictor_strategy_keeps_to_the_size_limit_and_reports_its_fit(supe
 
 
 def test_a_screened_search_labels_fits_searches_the_predictor_and_rescores_its_best(supernet, tmp_path):
-    settings = ["screening.cells=12", "screening.rescore=3", "strategy_options={population_size: 20, sample_size: 4}"]
+    settings = ["screening.cells=12", "screening.rescore=3", "screening.scoring={finetune_steps: 0}",
+                "strategy_options={population_size: 20, sample_size: 4}"]
     summary = search(tmp_path, supernet, "evolution", 60, *settings)
     labels, predicted, rescored = (json.loads((tmp_path / part / "search.json").read_text())
                                    for part in ("labels", "predicted", "rescored"))
     assert labels["strategy"] == "random" and labels["evaluations"] == 12 and predicted["evaluations"] == 60
-    # the labels are scored as the search scores, but with no fine-tuning steps (screening.scoring's default)
-    assert all(r["score"] == r["reward"] for r in labels["history"])
+    # the labels are a random search scored with screening.scoring's keys changed
+    alone = search(tmp_path / "alone", supernet, "random", 12, "scoring.finetune_steps=0")
+    assert [(r["genotype"], r["score"]) for r in labels["history"]] == [(r["genotype"], r["score"])
+                                                                        for r in alone["history"]]
     # the three best distinct candidates by prediction, scored in full; the winner is the best of those
     by_prediction = sorted({json.dumps(r["genotype"], sort_keys=True): r["reward"] for r in predicted["history"]}.items(),
                            key=lambda item: -item[1])[:3]
