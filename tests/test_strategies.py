@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from search.controller import Controller
-from search.strategy import StrategyError, create_strategy, names
+from search.strategy import STRATEGIES, StrategyError, create_strategy
 from search.synthetic import SyntheticSpace
 from supernet.space import get_space
 
@@ -44,7 +44,7 @@ def reload(state):
 
 
 @pytest.mark.parametrize("space_name", SPACES)
-@pytest.mark.parametrize("name", names())
+@pytest.mark.parametrize("name", list(STRATEGIES))
 def test_proposals_are_valid(name, space_name):
     space = SPACES[space_name]
     for genotypes in rounds(make(name, space), space, 5):
@@ -56,7 +56,7 @@ def test_proposals_are_valid(name, space_name):
 
 
 @pytest.mark.parametrize("space_name", SPACES)
-@pytest.mark.parametrize("name", names())
+@pytest.mark.parametrize("name", list(STRATEGIES))
 def test_resume_proposes_what_the_uninterrupted_run_proposes(name, space_name):
     space = SPACES[space_name]
     uninterrupted = make(name, space, seed=3)
@@ -70,7 +70,7 @@ def test_resume_proposes_what_the_uninterrupted_run_proposes(name, space_name):
 
 
 @pytest.mark.parametrize("space_name", SPACES)
-@pytest.mark.parametrize("name", names())
+@pytest.mark.parametrize("name", list(STRATEGIES))
 def test_a_seed_repeats_a_run(name, space_name):
     space = SPACES[space_name]
     first = rounds(make(name, space, seed=5), space, 4)
