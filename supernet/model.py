@@ -8,6 +8,7 @@ weights, as in the one-shot models of ENAS and Bender et al.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 
 import torch
@@ -42,10 +43,29 @@ class SearchCell(nn.Module):
             h = 0
             for j, o, w in block_terms:
                 op = self.edges[b][j][o]
-                y = torch.utils.checkpoint.checkpoint(op, states[j], use_reentrant=False) if checkpoint else op(states[j])
+                y = (torch.utils.checkpoint.checkpoint(op, states[j], use_reentrant=False,
+                                                       context_fn=lambda op=op: (contextlib.nullcontext(), _statistics_kept(op)))
+                     if checkpoint else op(states[j]))
                 h = h + (y if w is None else w * y)
             states.append(h)
         return torch.cat([states[i] for i in concat], dim=1)
+
+
+@contextlib.contextmanager
+def _statistics_kept(op: nn.Module):
+    """Batch norm whose running statistics move by nothing (momentum 0, the count put back): a
+    checkpointed op's recomputation in backward, so that they are updated once a step, as without
+    checkpointing."""
+    norms = [(m, m.momentum, m.num_batches_tracked.clone()) for m in op.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for m, _, _ in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum, count in norms:
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(count)
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,22 @@ def _sliced(weight: torch.Tensor, in_channels: torch.Tensor | None) -> torch.Ten
 class ReLUConvBN(nn.Module):
     def __init__(self, C_in, C_out, kernel_size, stride, padding, affine=True):
         super().__init__()
-        self.conv = nn.Conv2d(C_in, C_out, kernel_size, stride, padding, bias=False)
+        # a strided 1x1 conv runs as the same conv of every stride-th pixel: the same figures, off the CPU
+        # channels-last kernel of strided 1x1 convs, whose backward corrupts the heap on larger images
+        # (docs/memory.md)
+        self.step = stride if kernel_size == 1 else 1
+        self.conv = nn.Conv2d(C_in, C_out, kernel_size, stride // self.step, padding, bias=False)
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
     def forward(self, x, in_channels: torch.Tensor | None = None):
         c = self.conv
-        return self.bn(F.conv2d(F.relu(x), _sliced(c.weight, in_channels), None, c.stride, c.padding))
+        x = F.relu(x)[:, :, ::self.step, ::self.step]
+        return self.bn(F.conv2d(x, _sliced(c.weight, in_channels), None, c.stride, c.padding))
 
 
 class FactorizedReduce(nn.Module):
-    """Halves the size with two 1x1 stride-2 convs on pixel grids offset by one."""
+    """Halves the size with two 1x1 stride-2 convs on pixel grids offset by one, each run as the 1x1 conv
+    of every other pixel (as ReLUConvBN's, docs/memory.md)."""
 
     def __init__(self, C_in, C_out, affine=True):
         super().__init__()
@@ -41,8 +47,8 @@ class FactorizedReduce(nn.Module):
         x = F.relu(x)
         # shift by one pixel, zero-padding the far edge so odd sizes give ceil(H/2) on both paths
         shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
-        a = F.conv2d(x, _sliced(self.conv_1.weight, in_channels), stride=2)
-        b = F.conv2d(shifted, _sliced(self.conv_2.weight, in_channels), stride=2)
+        a = F.conv2d(x[:, :, ::2, ::2], _sliced(self.conv_1.weight, in_channels))
+        b = F.conv2d(shifted[:, :, ::2, ::2], _sliced(self.conv_2.weight, in_channels))
         return self.bn(torch.cat([a, b], dim=1))
 
 

@@ -109,6 +109,9 @@ def test_a_dotted_override_sets_one_key_of_a_nested_setting_over_the_file(tmp_pa
     # a whole mapping replaces the file's: options={} clears them
     cfg, _ = load_config(Cfg, ["--config", cfg_file, "--out", str(tmp_path / "other"), "options={}", "inner={steps: 5}"])
     assert cfg.options == {} and cfg.inner == Inner(steps=5)
+    # a dotted key after a whole mapping sets one key of it
+    cfg, _ = load_config(Cfg, ["--config", cfg_file, "--out", str(tmp_path / "third"), "options={size: 1}", "options.rate=2"])
+    assert cfg.options == {"size": 1, "rate": 2}
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -16,17 +16,21 @@ TINY = ["space=darts", "C=4", "layers=3", "epochs=1", "batch_size=32", "workers=
         "eval_subnets=1", "eval_batches=1", "max_steps=6", "scoring.finetune_steps=2"]
 
 
-def test_a_checkpointed_step_has_the_gradients_of_the_plain_one():
+def test_a_checkpointed_step_has_the_gradients_and_batch_norm_statistics_of_the_plain_one():
+    """The recomputation in backward leaves the running statistics as the forward left them."""
     torch.manual_seed(0)
     net = build_supernet("nasnet", 4, 3, 10, op_bn=True)
     x, y = torch.randn(4, 3, 16, 16), torch.randint(10, (4,))
     (path,) = sample_paths(net.space, 0, 0, "dropout", keep=0.7)
-    grads = []
+    grads, buffers = [], []
     for checkpoint in (False, True):
         copied = copy.deepcopy(net)
         F.cross_entropy(copied(x, weights=path["weights"], checkpoint=checkpoint), y).backward()
         grads.append([p.grad for p in copied.parameters()])
+        buffers.append(list(copied.buffers()))
     assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(*grads))
+    assert all(torch.equal(a, b) for a, b in zip(*buffers))
+    assert any(not torch.equal(a, b) for a, b in zip(buffers[0], net.buffers()))   # the step did update them
     kept = [saved_bytes(lambda c=c: net(x, weights=path["weights"], checkpoint=c)) for c in (False, True)]
     assert kept[1] < kept[0] / 5
 

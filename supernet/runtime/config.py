@@ -67,7 +67,7 @@ class _Dotted(dict):
 
 def parse_overrides(items) -> dict:
     """`key=value` items as a mapping of values; a dotted key (`scoring.metric=accuracy`) sets one key of a
-    nested mapping, where `key={...}` gives the whole mapping."""
+    nested mapping, where `key={...}` gives the whole mapping (and a dotted key after it, one key of that)."""
     values: dict = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -75,9 +75,9 @@ def parse_overrides(items) -> dict:
         if not sep or not all(path):
             raise ConfigError(f"override {item!r} must look like key=value")
         node = values
-        for part in path[:-1]:
+        for part in path[:-1]:   # into the mapping an earlier override gave whole, or the dotted keys' own
             node = node.setdefault(part, _Dotted())
-            if not isinstance(node, _Dotted):
+            if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r} sets a key inside {part!r}, which another override sets whole")
         node[path[-1]] = parse_value(text)
     return values
