@@ -28,8 +28,9 @@ class ReLUConvBN(nn.Module):
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
     def forward(self, x, in_channels: torch.Tensor | None = None):
-        c = self.conv
-        x = F.relu(x)[:, :, ::self.step, ::self.step]
+        c, x = self.conv, F.relu(x)
+        if self.step > 1:
+            x = x[:, :, ::self.step, ::self.step]
         return self.bn(F.conv2d(x, _sliced(c.weight, in_channels), None, c.stride, c.padding))
 
 
@@ -39,8 +40,8 @@ class FactorizedReduce(nn.Module):
 
     def __init__(self, C_in, C_out, affine=True):
         super().__init__()
-        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
-        self.conv_2 = nn.Conv2d(C_in, C_out - C_out // 2, 1, stride=2, bias=False)
+        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, bias=False)
+        self.conv_2 = nn.Conv2d(C_in, C_out - C_out // 2, 1, bias=False)
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
     def forward(self, x, in_channels: torch.Tensor | None = None):

@@ -1,6 +1,7 @@
 """Supernet training within a memory budget: checkpointed ops learn what plain ones do, the plan runs
 each step the quickest way that fits, and a budget nothing fits stops the run before it starts."""
 import copy
+import os
 
 import pytest
 import torch
@@ -9,11 +10,27 @@ import torch.nn.functional as F
 import supernet.train as train_module
 from supernet.model import build_supernet
 from supernet.runtime.checkpoint import load_checkpoint
-from supernet.runtime.memory import GB, OVERHEAD, MemoryBudgetError, MemoryPlan, StepPlan, kept_terms, saved_bytes
+from supernet.runtime.memory import (
+    GB,
+    OVERHEAD,
+    MemoryBudgetError,
+    MemoryPlan,
+    StepPlan,
+    available_bytes,
+    kept_terms,
+    saved_bytes,
+)
 from supernet.train import main, sample_paths
 
 TINY = ["space=darts", "C=4", "layers=3", "epochs=1", "batch_size=32", "workers=0", "val_fraction=0.2",
         "eval_subnets=1", "eval_batches=1", "max_steps=6", "scoring.finetune_steps=2"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/meminfo"), reason="Linux's MemAvailable")
+def test_the_default_budget_counts_the_page_cache_the_system_can_drop():
+    """Available memory is at least the free pages (with room for what other processes take meanwhile)."""
+    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert available_bytes() >= free - 0.1 * GB
 
 
 def test_a_checkpointed_step_has_the_gradients_and_batch_norm_statistics_of_the_plain_one():

@@ -44,7 +44,18 @@ def default_budget(device: torch.device, processes: int = 1) -> int:
     the memory the system has available, split among the `processes` on this machine."""
     if device.type == "cuda":
         return int(CUDA_SHARE * torch.cuda.mem_get_info(device)[0])
-    return int(CPU_SHARE * os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / processes)
+    return int(CPU_SHARE * available_bytes() / processes)
+
+
+def available_bytes() -> int:
+    """The memory the system can give without swapping: Linux's MemAvailable, which counts the page cache
+    it can drop (free pages alone shrink as soon as a dataset has been read), else the free pages."""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+        return kb * 1024
+    except (OSError, StopIteration):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def saved_bytes(step) -> int:
