@@ -28,9 +28,8 @@ class ReLUConvBN(nn.Module):
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
     def forward(self, x, in_channels: torch.Tensor | None = None):
-        c, x = self.conv, F.relu(x)
-        if self.step > 1:
-            x = x[:, :, ::self.step, ::self.step]
+        c = self.conv
+        x = F.relu(x)[:, :, ::self.step, ::self.step]
         return self.bn(F.conv2d(x, _sliced(c.weight, in_channels), None, c.stride, c.padding))
 
 
