@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -125,10 +126,13 @@ def relaxed_search(cfg: SearchConfig, net, trained: dict, evaluator: Evaluator, 
     # the derived genotype and each epoch's are the candidates, scored as the discrete strategies' are:
     # the best of them (the derived one on a tie) is the search's best
     candidates = [Genotype.from_dict(g) for g in [result["genotype"], *(h["genotype"] for h in result["history"])]]
+    start = time.perf_counter()
     reward, genotype = max(zip((r["reward"] for r in evaluator.evaluate(candidates)), candidates), key=lambda rg: rg[0])
     summary = {"best": {"genotype": genotype.to_dict(), "genotype_str": str(genotype), "reward": reward},
                "strategy": cfg.strategy, "evaluations": len(set(candidates)), "steps": result["steps"],
-               "finished": result["finished"], "supernet": cfg.supernet, "result": result}
+               "finished": result["finished"], "supernet": cfg.supernet,
+               # the whole search's, as a discrete one's: the training (over its resumptions) and the scoring
+               "wall_time_s": round(result["wall_time_s"] + time.perf_counter() - start, 3), "result": result}
     if dist.is_main:
         write_json(out / SUMMARY_FILE, summary)
     return summary if result["finished"] else None
