@@ -25,7 +25,7 @@ import re
 import statistics
 from pathlib import Path
 
-from ranking import read_ground_truth
+from ranking import pooled_ground_truth
 from scipy.stats import t as student_t
 
 from supernet.runtime.cli import command
@@ -133,7 +133,7 @@ def markdown(result: dict) -> str:
 @command
 def main(argv=None):
     args = parse_args(argv)
-    truth = [r for path in args.ground_truth for r in read_ground_truth(path)]
+    truth, _ = pooled_ground_truth(args.ground_truth)   # a cell in two files counts once
     result = summarize(read_cells(args.root), truth, args.against)
     if args.json:
         write_json(args.json, result)
