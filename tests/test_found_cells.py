@@ -11,13 +11,24 @@ TRUTH = [0.55, 0.58, 0.60, 0.62, 0.64]            # the ground truth's mean accu
 SEED0 = [0.56, 0.57, 0.61, 0.63, 0.63]            # and their seed-0 runs
 RANDOM = {1: 0.59, 2: 0.61, 3: 0.57}
 PREDICTOR = {1: 0.63, 2: 0.615, 3: 0.60, 4: 0.65}  # seed 4: no random search to pair with
+GDAS = 0.54
+BEST_FIRST = sorted({*RANDOM.values(), *PREDICTOR.values(), GDAS}, reverse=True)
+
+
+def cell_with(weightless: int) -> dict:
+    """A genotype whose normal cell holds `weightless` pooling or identity ops of its 10."""
+    ops = (["skip_connect", "max_pool_5x5", "avg_pool_3x3"] * 4)[:weightless] + ["sep_conv_3x3"] * (10 - weightless)
+    return {"normal": [[op, 0] for op in ops], "normal_concat": [2, 3, 4, 5, 6],
+            "reduce": [["conv_1x1", 1]] * 10, "reduce_concat": [2, 3, 4, 5, 6]}
 
 
 def write_run(root, arm, seed, acc, relaxed=False):
     run = root / arm / f"s{seed}"
     (run / "search").mkdir(parents=True)
     (run / "cell").mkdir()
-    summary = {"best": {"reward": 0.2 + acc / 10}, "wall_time_s": 90.0 if relaxed else 60.0}
+    # the better the cell, the fewer weightless ops (one rank order) and the higher the reward (another)
+    summary = {"best": {"reward": 0.2 + acc / 10, "genotype": cell_with(BEST_FIRST.index(acc))},
+               "wall_time_s": 90.0 if relaxed else 60.0}
     (run / "search" / "search.json").write_text(json.dumps(summary))
     (run / "cell" / "retrain.json").write_text(json.dumps({"test_acc": acc, "params": 1000 + seed}))
 
@@ -27,7 +38,7 @@ def runs(tmp_path):
     for arm, accs in (("random", RANDOM), ("predictor", PREDICTOR)):
         for seed, acc in accs.items():
             write_run(tmp_path / "runs", arm, seed, acc)
-    write_run(tmp_path / "runs", "gdas", 1, 0.54, relaxed=True)
+    write_run(tmp_path / "runs", "gdas", 1, GDAS, relaxed=True)
     truth = tmp_path / "truth.json"
     truth.write_text(json.dumps([{"genotype": {"normal": [["skip_connect", i]]}, "accuracy": a,
                                   "accuracies": {"0": s, "1": 2 * a - s}} for i, (a, s) in enumerate(zip(TRUTH, SEED0))]))
@@ -53,6 +64,11 @@ def test_percentiles_and_the_paired_interval_match_an_independent_computation(ru
     assert gap["t95"] == pytest.approx([expected.low, expected.high])
     assert "minus_random" not in arms["random"] and arms["gdas"]["minus_random"]["t95"] is None   # one pair
     assert "| predictor | 4 | 0.624 |" in capsys.readouterr().out
+
+    assert cells["predictor", 4]["weightless_ops"] == 0 and cells["gdas", 1]["weightless_ops"] == 7
+    tau = result["accuracy_kendall_tau"]
+    assert tau["reward"] == pytest.approx(1.0)              # the reward orders the cells as accuracy does
+    assert tau["weightless_ops"] == pytest.approx(-1.0)     # and the count the other way round
 
 
 def test_a_seed_directory_without_its_seed_is_one_clear_error(runs, capsys):
