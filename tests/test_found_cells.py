@@ -15,9 +15,9 @@ GDAS = 0.54
 BEST_FIRST = sorted({*RANDOM.values(), *PREDICTOR.values(), GDAS}, reverse=True)
 
 
-def cell_with(weightless: int) -> dict:
-    """A genotype whose normal cell holds `weightless` pooling or identity ops of its 10."""
-    ops = (["skip_connect", "max_pool_5x5", "avg_pool_3x3"] * 4)[:weightless] + ["sep_conv_3x3"] * (10 - weightless)
+def cell_with(free: int) -> dict:
+    """A genotype whose normal cell holds `free` parameter-free ops (pooling, identity) of its 10."""
+    ops = (["skip_connect", "max_pool_5x5", "avg_pool_3x3"] * 4)[:free] + ["sep_conv_3x3"] * (10 - free)
     return {"normal": [[op, 0] for op in ops], "normal_concat": [2, 3, 4, 5, 6],
             "reduce": [["conv_1x1", 1]] * 10, "reduce_concat": [2, 3, 4, 5, 6]}
 
@@ -26,7 +26,7 @@ def write_run(root, arm, seed, acc, relaxed=False):
     run = root / arm / f"s{seed}"
     (run / "search").mkdir(parents=True)
     (run / "cell").mkdir()
-    # the better the cell, the fewer weightless ops (one rank order) and the higher the reward (another)
+    # the better the cell, the fewer parameter-free ops (one rank order) and the higher the reward (another)
     summary = {"best": {"reward": 0.2 + acc / 10, "genotype": cell_with(BEST_FIRST.index(acc))},
                "wall_time_s": 90.0 if relaxed else 60.0}
     (run / "search" / "search.json").write_text(json.dumps(summary))
@@ -65,10 +65,10 @@ def test_percentiles_and_the_paired_interval_match_an_independent_computation(ru
     assert "minus_random" not in arms["random"] and arms["gdas"]["minus_random"]["t95"] is None   # one pair
     assert "| predictor | 4 | 0.624 |" in capsys.readouterr().out
 
-    assert cells["predictor", 4]["weightless_ops"] == 0 and cells["gdas", 1]["weightless_ops"] == 7
+    assert cells["predictor", 4]["parameter_free_ops"] == 0 and cells["gdas", 1]["parameter_free_ops"] == 7
     tau = result["accuracy_kendall_tau"]
     assert tau["reward"] == pytest.approx(1.0)              # the reward orders the cells as accuracy does
-    assert tau["weightless_ops"] == pytest.approx(-1.0)     # and the count the other way round
+    assert tau["parameter_free_ops"] == pytest.approx(-1.0)     # and the count the other way round
 
 
 def test_a_seed_directory_without_its_seed_is_one_clear_error(runs, capsys):

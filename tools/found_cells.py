@@ -15,7 +15,7 @@ against their seed-0 runs too (one training against one training). Each arm's me
 accuracy is paired by seed with that of the `--against` arm: the mean of the differences and its 95%
 Student t interval over the seeds both ran (the arms share the seed's supernets and budget, so the
 pairing removes what the seeds share). Over all the cells, Kendall tau of the retrained accuracy
-against the search's best reward and against the count of weightless operations (pooling, identity)
+against the search's best reward and against the count of parameter-free operations (pooling, identity)
 in the normal cell: whether the reward found what retraining finds, and whether it favoured the
 operations that lose nothing to a few fine-tuning steps on shared weights.
 """
@@ -58,13 +58,13 @@ def only_file(directory: Path, name: str) -> Path:
 
 
 @cache
-def weightless(op: str) -> bool:
+def parameter_free(op: str) -> bool:
     """Whether `op` holds no weights in a normal cell (channels in = out, stride 1)."""
-    return not any(True for _ in nasnet_op(op, 8, 8, 1, affine=True).parameters())
+    return not list(nasnet_op(op, 8, 8, 1, affine=True).parameters())
 
 
 def read_cells(root: Path) -> list[dict]:
-    """One record per retrained found cell under root: arm, seed, reward, the normal cell's weightless
+    """One record per retrained found cell under root: arm, seed, reward, the normal cell's parameter-free
     operations, params, accuracy, wall time."""
     if not root.is_dir():
         raise ConfigError(f"{root} is not a directory")
@@ -76,10 +76,11 @@ def read_cells(root: Path) -> list[dict]:
             raise ConfigError(f"{root / arm_dir / seed_dir}: a seed directory's name holds its seed (s3, seed3)")
         summary = json.loads(only_file(root / arm_dir / seed_dir, "search.json").read_text())
         result = json.loads(retrained.read_text())
-        # a relaxed search.json written before it kept the whole search's time has none
         normal = Genotype.from_dict(summary["best"]["genotype"]).normal
+        # a relaxed search.json written before it kept the whole search's time has none
         cells.append({"arm": arm_dir, "seed": int(seed.group()), "reward": summary["best"]["reward"],
-                      "weightless_ops": sum(weightless(op) for op, _ in normal), "params": result["params"], "test_acc": result["test_acc"],
+                      "parameter_free_ops": sum(parameter_free(op) for op, _ in normal),
+                      "params": result["params"], "test_acc": result["test_acc"],
                       "search_wall_s": summary.get("wall_time_s")})
     if not cells:
         raise ConfigError(f"no retrain.json under {root}/<strategy>/<seed dir>/")
@@ -121,7 +122,7 @@ def summarize(cells: list[dict], truth: list[dict], against: str) -> dict:
             arms[arm][f"minus_{against}"] = {"seeds": len(paired), "mean": statistics.fmean(paired),
                                              "t95": t_interval(paired)}
     accuracy = [c["test_acc"] for c in cells]
-    tau = {key: kendalltau([c[key] for c in cells], accuracy).statistic for key in ("reward", "weightless_ops")}
+    tau = {key: kendalltau([c[key] for c in cells], accuracy).statistic for key in ("reward", "parameter_free_ops")}
     return {"ground_truth_cells": len(truth), "against": against, "arms": arms,
             "accuracy_kendall_tau": tau, "cells": cells}
 
@@ -130,9 +131,9 @@ def markdown(result: dict) -> str:
     def num(x, digits=3):
         return "" if x is None else f"{x:,.{digits}f}"
 
-    rows = [("| arm | seed | best reward | normal cell's weightless ops | params | retrained test accuracy | "
+    rows = [("| arm | seed | best reward | normal cell's parameter-free ops | params | retrained test accuracy | "
              "percentile (seed-0 runs) | search wall s |"), "|---|---|---|---|---|---|---|---|"]
-    rows += [f"| {c['arm']} | {c['seed']} | {num(c['reward'], 4)} | {c['weightless_ops']} | {c['params']:,} | "
+    rows += [f"| {c['arm']} | {c['seed']} | {num(c['reward'], 4)} | {c['parameter_free_ops']} | {c['params']:,} | "
              f"{num(c['test_acc'])} | "
              f"{num(c['percentile'], 0)} ({num(c['percentile_seed0'], 0)}) | {num(c['search_wall_s'], 0)} |"
              for c in result["cells"]]
@@ -148,7 +149,7 @@ def markdown(result: dict) -> str:
                     f"({num(a['percentile_seed0'], 0)}) | {a['below_median']} | {paired} |")
     tau = result["accuracy_kendall_tau"]
     rows += ["", (f"Over the {len(result['cells'])} cells, Kendall tau of the retrained accuracy against the best "
-                  f"reward {tau['reward']:+.2f}, against the normal cell's weightless ops {tau['weightless_ops']:+.2f}.")]
+                  f"reward {tau['reward']:+.2f}, against the normal cell's parameter-free ops {tau['parameter_free_ops']:+.2f}.")]
     return "\n".join(rows)
 
 
