@@ -34,7 +34,7 @@ from scipy.stats import kendalltau
 from scipy.stats import t as student_t
 
 from supernet.genotype import Genotype
-from supernet.nasnet_ops import nasnet_op
+from supernet.ops import OPS
 from supernet.runtime.cli import command
 from supernet.runtime.config import ConfigError
 from supernet.runtime.files import write_json
@@ -59,8 +59,8 @@ def only_file(directory: Path, name: str) -> Path:
 
 @cache
 def parameter_free(op: str) -> bool:
-    """Whether `op` holds no weights in a normal cell (channels in = out, stride 1)."""
-    return not list(nasnet_op(op, 8, 8, 1, affine=True).parameters())
+    """Whether `op` (of either space) holds no weights in a normal cell (stride 1)."""
+    return not list(OPS[op](8, 1, True).parameters())
 
 
 def read_cells(root: Path) -> list[dict]:
